@@ -7,11 +7,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test lint bench bench-kerasrs clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[tf,dev]"
+	# tensorflow-ranking (the listwise tutorial's losses and NDCG, the reference for torchrs's) pins tensorflow<2.16
+	# for its estimator code; its Keras losses / metrics run on today's TF. parity._tf.import_tfr loads just those.
+	$(PY) -m pip install --quiet --no-deps tensorflow-ranking==0.5.5
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -35,3 +35,11 @@ def tfrs(tf):
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def tfr(tf):
+    """tensorflow-ranking 0.5.5's ``tfr.keras`` (losses, metrics), loaded without its estimator-era package init."""
+    from parity._tf import import_tfr
+
+    return import_tfr()
