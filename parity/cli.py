@@ -1,5 +1,7 @@
 """``python -m parity run [SCENARIO ...] [--data DIR] [--device cpu|cuda] [--epochs N] [--report DIR] [--scale F]
-[--independent [--seeds S1,S2,...]]``.
+[--independent [--seeds S1,S2,...]]`` and
+``python -m parity validate TF_MODEL_DIR TORCHRS_DIR [--inputs FILE] [--report DIR] [--k K] [--num-samples N]
+[--seed S] [--rtol R] [--atol A]`` (see `parity.validate`).
 
 Exit status: 0 when every check passes, 1 when a check fails, 2 for a usage error (printed as one line).
 """
@@ -58,6 +60,19 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="comma-separated seeds for --independent (default: 42,7,1234)",
     )
+    from parity import validate
+
+    checker = commands.add_parser(
+        "validate",
+        help="compare a TF model with its converted torchrs checkpoint on the same inputs",
+        description="Runs a TFRS / Keras model (SavedModel or .keras) and its torchrs conversion "
+        "(python -m converters.tfrs_to_torch) on the same inputs and reports the largest absolute / "
+        "relative differences of their outputs and, for an index, how many queries get the same top-K "
+        "identifiers (ties aside). Writes report.md, figures.json and inputs.json into --report.",
+        epilog=validate.HELP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    validate.add_arguments(checker)
     return parser
 
 
@@ -67,6 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from parity.harness import SCENARIOS, ParityUsageError, prepare, run_scenario
 
     args = _parser().parse_args(argv)
+    if args.command == "validate":
+        from parity import validate
+
+        return validate.run(args)
     scenarios = list(dict.fromkeys(args.scenarios)) or list(SCENARIOS)
     try:
         if args.device == "cuda":

@@ -181,3 +181,81 @@ def console(results: Sequence[ScenarioResult]) -> str:
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in rows
     )
+
+
+# ------------------------------------------------------------------------------------------ generic check tables
+# Used by ``python -m parity validate``: the same table, for checks that come without training runs.
+CHECKS_HEADER = ["scenario", "check", "TFRS", "torchrs", "difference", "tolerance", "result"]
+
+
+def _cell(text: str) -> str:
+    """A Markdown table cell: ``|`` (as in ``max |difference|``) escaped so the cell stays whole."""
+    return text.replace("|", "\\|")
+
+
+def checks_markdown(
+    checks: Sequence[Check], title: str, intro: Sequence[str] = (), sections: Sequence[str] = ()
+) -> str:
+    """A report with the checks table of :func:`markdown`, the reasons behind each tolerance, and extra sections."""
+    passed = all(c.passed for c in checks)
+    lines = [f"# {title}", "", *intro, "", f"Overall: **{'PASS' if passed else 'FAIL'}**", ""]
+    lines += [
+        "| " + " | ".join(CHECKS_HEADER) + " |",
+        "| --- | --- | ---: | ---: | ---: | --- | --- |",
+    ]
+    lines += ["| " + " | ".join(_cell(cell) for cell in _row(c)) + " |" for c in checks]
+    lines += ["", "## Tolerances", ""]
+    seen: set[str] = set()
+    for c in checks:
+        if c.reason not in seen:
+            seen.add(c.reason)
+            lines.append(f"- {_cell(c.tolerance)}: {c.reason}")
+    lines += ["", *sections]
+    lines.append(
+        f"\nMachine: {platform.platform()}, Python {platform.python_version()}, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads)."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def write_checks(
+    checks: Sequence[Check],
+    directory: str | Path,
+    *,
+    title: str,
+    intro: Sequence[str] = (),
+    sections: Sequence[str] = (),
+    figures: dict[str, Any] | None = None,
+) -> Path:
+    """Writes ``report.md`` (:func:`checks_markdown`) and ``figures.json`` into ``directory``; returns ``report.md``."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+        },
+        "passed": all(c.passed for c in checks),
+        **(figures or {}),
+    }
+    (out / "figures.json").write_text(json.dumps(payload, indent=2, default=float))
+    report = out / "report.md"
+    report.write_text(checks_markdown(checks, title, intro, sections))
+    return report
+
+
+def console_checks(checks: Sequence[Check]) -> str:
+    """The compact fixed-width table of :func:`console`, for checks alone."""
+    rows = [["scenario", "check", "TFRS", "torchrs", "diff", "tol", ""]]
+    for c in checks:
+        row = _row(c)
+        row[-1] = "ok" if c.passed else "FAIL"
+        row[1] = row[1] if len(row[1]) <= 64 else row[1][:61] + "..."
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )

@@ -7,8 +7,9 @@ A directory holds ``torchrs.json`` (format version, model kind, the architecture
 :func:`load` rebuilds a ready ``nn.Module``:
 
 * ``"tower"``: a :class:`Tower` (Keras ``Sequential``) mapping raw inputs (a list of ``str``) to
-  embeddings;
-* ``"index"``: a BruteForce index answering ``scores, ids = index(["42"], k=10)``;
+  embeddings, or a :class:`Functional` (a Keras functional model) taking the same named /
+  positional inputs as the Keras model;
+* ``"index"``: a BruteForce or Streaming index answering ``scores, ids = index(["42"], k=10)``;
 * ``"model"``: a :class:`Container` holding the towers of a ``tfrs.Model`` as attributes;
 * ``"weights"`` (a converted TF checkpoint): the tensors, by TF object path, as a dict.
 
@@ -30,11 +31,20 @@ __all__ = [
     "FORMAT_VERSION",
     "OPTIMIZER_PREFIX",
     "Container",
+    "Functional",
+    "KerasConcatenate",
+    "KerasDot",
+    "KerasFlatten",
     "KerasGRU",
+    "KerasMerge",
+    "KerasReshape",
     "Tower",
     "build_module",
+    "keras_batch_dot",
+    "keras_merge",
     "load",
     "load_optimizer_state",
+    "masked_gru",
     "save",
     "structural_parameter_keys",
 ]
@@ -47,10 +57,15 @@ WEIGHTS_FILE = "model.safetensors"
 OPTIMIZER_PREFIX = "optimizer/"
 # Decoding of string identifiers: any byte string maps to a str and back (like StringLookup).
 _ESCAPE_ERRORS = "surrogateescape"
+#: ``tf.linalg.l2_normalize``'s default epsilon (``Dot(normalize=True)``): sum of squares floor.
+L2_NORMALIZE_EPSILON = 1e-12
 
 
 class Tower(nn.Sequential):
     """A converted Keras ``Sequential`` tower: raw inputs in, embeddings out.
+
+    Keras masks travel as in Keras: an ``Embedding(mask_zero=True)`` marks the id-0 steps, Dense
+    and Dropout pass the mask on, and a GRU skips the masked steps.
 
     >>> from torchrs.layers.embedding import Embedding
     >>> from torchrs.preprocessing import StringLookup
@@ -59,31 +74,458 @@ class Tower(nn.Sequential):
     torch.Size([2, 2])
     """
 
+    def forward(self, inputs: Any) -> Any:
+        mask: torch.Tensor | None = None
+        for layer in self:
+            inputs, mask = _call_with_mask(layer, inputs, mask)
+        return inputs
+
+
+def masked_gru(
+    inputs: torch.Tensor,
+    mask: torch.Tensor,
+    gru: nn.GRU,
+    return_sequences: bool = False,
+    zero_output_for_mask: bool = False,
+) -> torch.Tensor:
+    """A Keras GRU (``reset_after=True``) over masked steps, as ``tf.keras.backend.rnn`` runs it.
+
+    At a masked step the state is carried over unchanged and the output repeats the previous
+    output (zeros with ``zero_output_for_mask``); the result is the last output.
+
+    Args:
+        inputs: ``(B, T, in)`` batch-first sequences.
+        mask: ``(B, T)`` bool, True where a step is real (``ids != 0`` of ``Embedding(mask_zero)``).
+        gru: the ``torch.nn.GRU`` holding the weights (gates r, z, n).
+        return_sequences: return every step's output ``(B, T, units)``.
+        zero_output_for_mask: output zeros at masked steps (Keras's RNN option).
+
+    Returns:
+        ``(B, units)``, or ``(B, T, units)`` with ``return_sequences``.
+
+    >>> gru = nn.GRU(2, 3, batch_first=True)
+    >>> x = torch.randn(1, 4, 2)
+    >>> full = masked_gru(x, torch.ones(1, 4, dtype=torch.bool), gru)
+    >>> torch.allclose(full, gru(x)[0][:, -1], atol=1e-6)
+    True
+    >>> cut = masked_gru(x, torch.tensor([[True, True, False, False]]), gru)
+    >>> torch.allclose(cut, gru(x[:, :2])[0][:, -1], atol=1e-6)
+    True
+    """
+    if mask.shape != inputs.shape[:2]:
+        raise ValueError(
+            f"mask must have shape (batch, time) = {tuple(inputs.shape[:2])}; got {tuple(mask.shape)}."
+        )
+    mask = mask.to(torch.bool)
+    weight_ih, bias_ih = gru.get_parameter("weight_ih_l0"), gru.get_parameter("bias_ih_l0")
+    weight_hh, bias_hh = gru.get_parameter("weight_hh_l0"), gru.get_parameter("bias_hh_l0")
+    gates_x = inputs @ weight_ih.T + bias_ih  # (B, T, 3u)
+    state = inputs.new_zeros(inputs.shape[0], gru.hidden_size)  # (B, u)
+    output = state  # (B, u): Keras starts the "previous output" at zeros
+    outputs = []
+    for step in range(inputs.shape[1]):
+        x_r, x_z, x_n = gates_x[:, step].chunk(3, dim=-1)  # (B, u) each
+        h_r, h_z, h_n = (state @ weight_hh.T + bias_hh).chunk(3, dim=-1)  # (B, u) each
+        reset = torch.sigmoid(x_r + h_r)
+        update = torch.sigmoid(x_z + h_z)
+        candidate = torch.tanh(x_n + reset * h_n)
+        new_state = update * state + (1 - update) * candidate  # (B, u)
+        keep = mask[:, step].unsqueeze(-1)  # (B, 1)
+        state = torch.where(keep, new_state, state)
+        previous = torch.zeros_like(output) if zero_output_for_mask else output
+        output = torch.where(keep, new_state, previous)
+        outputs.append(output)
+    if return_sequences:
+        return torch.stack(outputs, dim=1)  # (B, T, u)
+    return output
+
 
 class KerasGRU(nn.Module):
     """A converted Keras ``GRU`` (``reset_after=True``, tanh / sigmoid): ``torch.nn.GRU`` underneath.
 
     Inputs are batch first ``(B, T, in)``; the output is the last state ``(B, units)``, or every
-    state ``(B, T, units)`` with ``return_sequences=True``, as in Keras.
+    state ``(B, T, units)`` with ``return_sequences=True``, as in Keras. With a ``mask``
+    (``(B, T)`` bool, from an ``Embedding(mask_zero=True)``) masked steps are skipped as Keras
+    skips them (see :func:`masked_gru`).
 
     >>> gru = KerasGRU(4, input_dim=3)
     >>> gru(torch.zeros(2, 5, 3)).shape
     torch.Size([2, 4])
     """
 
-    def __init__(self, units: int, input_dim: int, return_sequences: bool = False) -> None:
+    def __init__(
+        self,
+        units: int,
+        input_dim: int,
+        return_sequences: bool = False,
+        zero_output_for_mask: bool = False,
+    ) -> None:
         super().__init__()
         self.units = units
         self.return_sequences = return_sequences
+        self.zero_output_for_mask = zero_output_for_mask
         self.gru = nn.GRU(input_dim, units, batch_first=True)
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+    def forward(self, inputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if inputs.dim() != 3:
             raise ValueError(
                 f"GRU expects inputs of shape (batch, time, features); got {tuple(inputs.shape)}."
             )
+        if mask is not None:
+            return masked_gru(
+                inputs, mask, self.gru, self.return_sequences, self.zero_output_for_mask
+            )
         outputs, _ = self.gru(inputs)  # (B, T, units)
         return outputs if self.return_sequences else outputs[:, -1]  # (B, units)
+
+
+def _expand_to_same_rank(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Keras ``_Merge``: lower-rank inputs get axes inserted at 1 until all ranks are equal."""
+    rank = max(x.dim() for x in inputs)
+    out = []
+    for x in inputs:
+        while x.dim() < rank:
+            x = x.unsqueeze(1)
+        out.append(x)
+    return out
+
+
+#: Keras merge layers computed element-wise (``tf.keras.layers.Add`` ...), by class name.
+MERGE_MODES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")
+
+
+def keras_merge(inputs: list[torch.Tensor], mode: str) -> torch.Tensor:
+    """An element-wise Keras merge (``Add``, ``Subtract``, ``Multiply``, ``Average``, ``Maximum``,
+    ``Minimum``), folded left to right as Keras folds it, inputs broadcast like Keras.
+
+    Args:
+        inputs: at least one tensor (``Subtract``: exactly two).
+        mode: one of :data:`MERGE_MODES`.
+
+    Returns:
+        The merged tensor.
+
+    >>> keras_merge([torch.tensor([[1.0, 2.0]]), torch.tensor([[3.0, 5.0]])], "Average").tolist()
+    [[2.0, 3.5]]
+    """
+    if mode not in MERGE_MODES:
+        raise ValueError(f"mode must be one of {MERGE_MODES}; got {mode!r}.")
+    if not isinstance(inputs, list | tuple) or not inputs:
+        raise ValueError(f"A {mode} layer takes a non-empty list of tensors; got {type(inputs)}.")
+    tensors = _expand_to_same_rank([torch.as_tensor(x) for x in inputs])
+    if mode == "Subtract":
+        if len(tensors) != 2:
+            raise ValueError(f"A Subtract layer takes exactly 2 inputs; got {len(tensors)}.")
+        return tensors[0] - tensors[1]
+    out = tensors[0]
+    for x in tensors[1:]:
+        if mode in ("Add", "Average"):
+            out = out + x
+        elif mode == "Multiply":
+            out = out * x
+        elif mode == "Maximum":
+            out = torch.maximum(out, x)
+        else:
+            out = torch.minimum(out, x)
+    return out / len(tensors) if mode == "Average" else out
+
+
+def _l2_normalize(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """``tf.linalg.l2_normalize``: ``x * rsqrt(max(sum(x ** 2), 1e-12))``."""
+    square_sum = torch.sum(x * x, dim=dim, keepdim=True)
+    return x * torch.rsqrt(torch.clamp(square_sum, min=L2_NORMALIZE_EPSILON))
+
+
+def keras_batch_dot(x: torch.Tensor, y: torch.Tensor, axes: tuple[int, int]) -> torch.Tensor:
+    """``tf.keras.backend.batch_dot``: per-example dot products over ``axes`` (batch axis 0 kept).
+
+    The output shape is ``x.shape`` without its batch and ``axes[0]`` dimensions followed by
+    ``y.shape`` without its batch and ``axes[1]`` dimensions; two rank-2 inputs give ``(B, 1)``.
+
+    Args:
+        x: ``(B, ...)`` tensor.
+        y: ``(B, ...)`` tensor.
+        axes: the contracted axis of ``x`` and of ``y`` (negative values count from the end).
+
+    Returns:
+        The batched dot product.
+
+    >>> keras_batch_dot(torch.ones(2, 3), torch.ones(2, 3), (1, 1)).tolist()
+    [[3.0], [3.0]]
+    >>> keras_batch_dot(torch.ones(2, 4, 3), torch.ones(2, 5, 3), (2, 2)).shape
+    torch.Size([2, 4, 5])
+    """
+    a0 = axes[0] % x.dim()
+    a1 = axes[1] % y.dim()
+    if a0 == 0 or a1 == 0:
+        raise ValueError(f"Cannot perform batch_dot over axis 0 (axes={axes}).")
+    if x.shape[a0] != y.shape[a1]:
+        raise ValueError(
+            f"batch_dot: x.shape[{a0}] != y.shape[{a1}] ({x.shape[a0]} != {y.shape[a1]}) for "
+            f"shapes {tuple(x.shape)} and {tuple(y.shape)}."
+        )
+    x_rank, y_rank = x.dim(), y.dim()
+    if x_rank == 2:
+        x, a0 = x.unsqueeze(1), a0 + 1
+    if y_rank == 2:
+        y = y.unsqueeze(2)
+    x = x.movedim(a0, -1)  # (B, ..., d)
+    y = y.movedim(a1, 1)  # (B, d, ...)
+    x_mid, y_trail = x.shape[1:-1], y.shape[2:]
+    result = torch.bmm(
+        x.reshape(x.shape[0], -1, x.shape[-1]), y.reshape(y.shape[0], y.shape[1], -1)
+    )
+    result = result.reshape(x.shape[0], *x_mid, *y_trail)
+    if x_rank == 2:
+        result = result.squeeze(1)
+    elif y_rank == 2:
+        result = result.squeeze(-1)
+    return result
+
+
+class KerasMerge(nn.Module):
+    """``tf.keras.layers.Add`` / ``Subtract`` / ``Multiply`` / ``Average`` / ``Maximum`` / ``Minimum``.
+
+    >>> KerasMerge("Add")([torch.ones(1, 2), torch.ones(1, 2)]).tolist()
+    [[2.0, 2.0]]
+    """
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        if mode not in MERGE_MODES:
+            raise ValueError(f"mode must be one of {MERGE_MODES}; got {mode!r}.")
+        self.mode = mode
+
+    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        return keras_merge(inputs, self.mode)
+
+
+class KerasConcatenate(nn.Module):
+    """``tf.keras.layers.Concatenate(axis=-1)`` on a list of tensors.
+
+    >>> KerasConcatenate()([torch.ones(1, 2), torch.zeros(1, 1)]).tolist()
+    [[1.0, 1.0, 0.0]]
+    """
+
+    def __init__(self, axis: int = -1) -> None:
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat(list(inputs), dim=self.axis)
+
+
+class KerasDot(nn.Module):
+    """``tf.keras.layers.Dot(axes, normalize)``: batched dot product of two tensors.
+
+    >>> KerasDot(axes=1)([torch.tensor([[3.0, 4.0]]), torch.tensor([[3.0, 4.0]])]).tolist()
+    [[25.0]]
+    >>> KerasDot(axes=1, normalize=True)([torch.tensor([[3.0, 4.0]]), torch.tensor([[3.0, 4.0]])])
+    tensor([[1.]])
+    """
+
+    def __init__(self, axes: int | tuple[int, int] | list[int], normalize: bool = False) -> None:
+        super().__init__()
+        self.axes = axes if isinstance(axes, int) else (int(axes[0]), int(axes[1]))
+        self.normalize = normalize
+
+    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        if len(inputs) != 2:
+            raise ValueError(f"A Dot layer takes exactly 2 inputs; got {len(inputs)}.")
+        x, y = inputs
+        axes = (self.axes, self.axes) if isinstance(self.axes, int) else self.axes
+        axes = (axes[0] % x.dim(), axes[1] % y.dim())
+        if self.normalize:
+            x, y = _l2_normalize(x, axes[0]), _l2_normalize(y, axes[1])
+        return keras_batch_dot(x, y, axes)
+
+
+class KerasFlatten(nn.Module):
+    """``tf.keras.layers.Flatten()`` (channels last): ``(B, ...) -> (B, prod(...))``; ``(B,) -> (B, 1)``.
+
+    >>> KerasFlatten()(torch.zeros(2, 3, 4)).shape
+    torch.Size([2, 12])
+    """
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if inputs.dim() == 1:
+            return inputs.unsqueeze(1)  # (B, 1)
+        return inputs.reshape(inputs.shape[0], -1)  # (B, N)
+
+
+class KerasReshape(nn.Module):
+    """``tf.keras.layers.Reshape(target_shape)``: the batch axis is kept, ``-1`` is inferred.
+
+    >>> KerasReshape((3, -1))(torch.zeros(2, 12)).shape
+    torch.Size([2, 3, 4])
+    """
+
+    def __init__(self, target_shape: tuple[int, ...] | list[int]) -> None:
+        super().__init__()
+        self.target_shape = tuple(int(d) for d in target_shape)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return inputs.reshape(inputs.shape[0], *self.target_shape)
+
+
+def _mask_passing(layer: nn.Module) -> bool:
+    """Layers Keras lets a mask through unchanged (``supports_masking`` without ``compute_mask``)."""
+    from torchrs.layers._keras_init import KerasDense
+
+    return isinstance(layer, KerasDense | nn.Dropout)
+
+
+def _merge_masks(masks: Any) -> torch.Tensor | None:
+    """Keras merge layers' output mask: the AND of the masks present (None when none is)."""
+    present = [m for m in (masks or []) if m is not None]
+    if not present:
+        return None
+    out = present[0]
+    for m in present[1:]:
+        out = out & m
+    return out
+
+
+def _call_with_mask(layer: nn.Module, inputs: Any, mask: Any) -> tuple[Any, torch.Tensor | None]:
+    """Calls ``layer`` as Keras does with the implicit mask; returns ``(outputs, output mask)``."""
+    if isinstance(layer, KerasGRU):
+        outputs = layer(inputs, mask=mask)
+        return outputs, (mask if layer.return_sequences else None)
+    outputs = layer(inputs)
+    if isinstance(layer, nn.Embedding) and getattr(layer, "mask_zero", False):
+        return outputs, torch.as_tensor(inputs, device=outputs.device) != 0  # Keras compute_mask
+    if _mask_passing(layer):
+        return outputs, mask
+    if isinstance(layer, KerasMerge | KerasConcatenate) and isinstance(mask, list | tuple):
+        if isinstance(layer, KerasConcatenate) and layer.axis not in (-1, outputs.dim() - 1):
+            if any(m is not None for m in mask):
+                raise ValueError(
+                    "A masked tensor reaches a Concatenate over a non-last axis; Keras's mask "
+                    "arithmetic for that case is not rebuilt by torchrs."
+                )
+            return outputs, None
+        return outputs, _merge_masks(mask)
+    return outputs, None
+
+
+def _is_ref(value: Any) -> bool:
+    """``[layer name, node index, tensor index]``: a reference to a tensor of a functional graph."""
+    return (
+        isinstance(value, list | tuple)
+        and len(value) == 3
+        and isinstance(value[0], str)
+        and isinstance(value[1], int)
+        and isinstance(value[2], int)
+    )
+
+
+def _resolve(structure: Any, values: dict[tuple[str, int, int], Any]) -> Any:
+    if _is_ref(structure):
+        return values.get((structure[0], structure[1], structure[2]))
+    if isinstance(structure, dict):
+        return {k: _resolve(v, values) for k, v in structure.items()}
+    return [_resolve(v, values) for v in structure]
+
+
+class Functional(nn.Module):
+    """A converted Keras functional model (``tf.keras.Model(inputs, outputs)``): a graph of layers.
+
+    ``layers`` holds one module per Keras layer, under the Keras layer name (made a valid module
+    name); the graph is a list of layer calls in an order where every input is ready before use.
+    A tensor is referenced as ``[layer, node_index, tensor_index]``: the ``tensor_index``-th output
+    of the ``node_index``-th call of ``layer`` (an input is ``[input_name, 0, 0]``). Masks travel as
+    in Keras (see :class:`Tower`).
+
+    Call it as the Keras model: positionally (``model(user_ids, movie_ids)`` or
+    ``model([user_ids, movie_ids])``), by input name (``model(user_id=..., movie_id=...)`` or a
+    dict), or with the single input of a one-input model. One output comes back as a tensor, several
+    as a list (or a dict, for a model built with a dict of outputs).
+
+    Args:
+        layers: ``{module name: module}``.
+        nodes: the calls, in order: ``{"layer": module name, "node_index": i, "inbound": refs}``, where
+            ``inbound`` is a ref, or a list / dict of refs (the layer's first call argument).
+        inputs: the input names in call order, or ``{key: input name}`` for a dict-input model.
+        outputs: a ref, or a list / dict of refs.
+
+    >>> from torchrs.layers._keras_init import KerasDense
+    >>> model = Functional(
+    ...     {"a": KerasDense(2, input_dim=3), "b": KerasDense(2, input_dim=3), "sum": KerasMerge("Add")},
+    ...     [
+    ...         {"layer": "a", "node_index": 0, "inbound": ["x", 0, 0]},
+    ...         {"layer": "b", "node_index": 0, "inbound": ["y", 0, 0]},
+    ...         {"layer": "sum", "node_index": 0, "inbound": [["a", 0, 0], ["b", 0, 0]]},
+    ...     ],
+    ...     inputs=["x", "y"],
+    ...     outputs=["sum", 0, 0],
+    ... )
+    >>> model(torch.ones(4, 3), y=torch.ones(4, 3)).shape
+    torch.Size([4, 2])
+    """
+
+    def __init__(
+        self,
+        layers: dict[str, nn.Module],
+        nodes: list[dict[str, Any]],
+        inputs: list[str] | dict[str, str],
+        outputs: Any,
+    ) -> None:
+        super().__init__()
+        self.layers = nn.ModuleDict(layers)
+        self.nodes = [
+            {"layer": n["layer"], "node_index": int(n["node_index"]), "inbound": n["inbound"]}
+            for n in nodes
+        ]
+        for node in self.nodes:
+            if node["layer"] not in self.layers:
+                raise ValueError(
+                    f"Graph node calls layer {node['layer']!r}, which is not in layers."
+                )
+        self.input_keys = dict(inputs) if isinstance(inputs, dict) else None
+        self.input_names = list(inputs.values()) if isinstance(inputs, dict) else list(inputs)
+        self.outputs = outputs
+
+    def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        names = self.input_names
+        if len(args) == 1 and isinstance(args[0], dict) and not kwargs:
+            kwargs, args = dict(args[0]), ()
+        if self.input_keys is not None and kwargs:  # dict-input models: keys or input names
+            kwargs = {self.input_keys.get(k, k): v for k, v in kwargs.items()}
+        if (
+            len(args) == 1
+            and len(names) > 1
+            and isinstance(args[0], list | tuple)
+            and len(args[0]) == len(names)
+        ):
+            args = tuple(args[0])
+        if len(args) > len(names):
+            raise TypeError(
+                f"This model takes {len(names)} input(s) {names}; got {len(args)} positional ones."
+            )
+        bound = dict(zip(names, args, strict=False))
+        for name, value in kwargs.items():
+            if name not in names:
+                raise TypeError(f"Unknown input {name!r}; this model's inputs are {names}.")
+            if name in bound:
+                raise TypeError(f"Input {name!r} given twice (by position and by name).")
+            bound[name] = value
+        missing = [n for n in names if n not in bound]
+        if missing:
+            raise TypeError(f"Missing input(s) {missing}; this model's inputs are {names}.")
+        return bound
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        bound = self._bind(args, kwargs)
+        values: dict[tuple[str, int, int], Any] = {(n, 0, 0): v for n, v in bound.items()}
+        masks: dict[tuple[str, int, int], Any] = {}
+        for node in self.nodes:
+            inputs = _resolve(node["inbound"], values)
+            mask = _resolve(node["inbound"], masks)
+            outputs, out_mask = _call_with_mask(self.layers[node["layer"]], inputs, mask)
+            for index, value in enumerate(outputs if isinstance(outputs, tuple) else (outputs,)):
+                values[(node["layer"], node["node_index"], index)] = value
+                masks[(node["layer"], node["node_index"], index)] = out_mask
+        return _resolve(self.outputs, values)
 
 
 class Container(nn.Module):
@@ -171,6 +613,24 @@ def build_module(
                 for i, layer in enumerate(spec["layers"])
             )
         )
+    if cls == "Functional":
+        layers = {
+            key: build_module(layer, tensors, f"{prefix}layers.{key}.")
+            for key, layer in spec["layers"].items()
+        }
+        return Functional(layers, spec["nodes"], spec["inputs"], spec["outputs"])
+    if cls in MERGE_MODES:
+        return KerasMerge(cls)
+    if cls == "Concatenate":
+        return KerasConcatenate(int(config.get("axis", -1)))
+    if cls == "Dot":
+        return KerasDot(config["axes"], normalize=bool(config.get("normalize", False)))
+    if cls == "Flatten":
+        return KerasFlatten()
+    if cls == "Reshape":
+        return KerasReshape(config["target_shape"])
+    if cls == "Dropout":
+        return nn.Dropout(float(config.get("rate", 0.0)))
     if cls == "Container":
         container = Container()
         for name, child in spec["children"].items():
@@ -193,6 +653,7 @@ def build_module(
             int(config["units"]),
             input_dim=int(shapes["gru.weight_ih_l0"][1]),
             return_sequences=bool(config.get("return_sequences", False)),
+            zero_output_for_mask=bool(config.get("zero_output_for_mask", False)),
         )
     if cls == "Normalization":
         from torchrs.preprocessing import Normalization
@@ -264,10 +725,49 @@ def build_module(
         index = _make_brute_force(query_model, int(config.get("k", 10)))
         index.index(candidates, identifiers)  # type: ignore[operator]
         return index
+    if cls == "Streaming":
+        return _make_streaming(spec, tensors, prefix)
     raise ValueError(
         f"torchrs.load cannot rebuild a {cls!r} layer (architecture node {prefix or '<root>'}); "
         "this checkpoint needs a newer torchrs."
     )
+
+
+def _make_streaming(
+    spec: dict[str, Any], tensors: dict[str, torch.Tensor], prefix: str
+) -> nn.Module:
+    """A ``Streaming`` index over the exported candidate batches (same batch boundaries as TF)."""
+    from torchrs.layers.factorized_top_k import Streaming
+
+    config = dict(spec.get("config") or {})
+    query = spec.get("query_model")
+    query_model = None if query is None else build_module(query, tensors, f"{prefix}query_model.")
+    candidates = tensors[prefix + "candidates"]  # (N, D)
+    sizes = [int(n) for n in tensors[prefix + "batch_sizes"].tolist()]
+    identifiers: Any = None
+    if spec.get("identifiers_dtype") == "string":
+        identifiers = np.array(
+            [
+                t.decode("utf-8", _ESCAPE_ERRORS)
+                for t in _decode_tokens(tensors, f"{prefix}identifiers.")
+            ],
+            dtype=object,
+        )
+    elif spec.get("identifiers_dtype") is not None:
+        identifiers = tensors[prefix + "identifiers"]
+    batches: list[Any] = []
+    start = 0
+    for size in sizes:
+        rows = candidates[start : start + size]  # (n, D), a view
+        batches.append(rows if identifiers is None else (identifiers[start : start + size], rows))
+        start += size
+    index = Streaming(
+        query_model,
+        k=int(config.get("k", 10)),
+        handle_incomplete_batches=bool(config.get("handle_incomplete_batches", True)),
+        sorted_order=bool(config.get("sorted_order", True)),
+    )
+    return index.index_from_dataset(batches)
 
 
 def _make_brute_force(query_model: nn.Module | None, k: int) -> nn.Module:
@@ -280,9 +780,10 @@ def _make_brute_force(query_model: nn.Module | None, k: int) -> nn.Module:
 
 def _tensor_keys(spec: dict[str, Any], prefix: str = "") -> set[str]:
     """Tensors consumed by building (index data), not by ``load_state_dict``."""
-    if spec["class_name"] == "BruteForce":
+    if spec["class_name"] in ("BruteForce", "Streaming"):
         keys = {
             prefix + "candidates",
+            prefix + "batch_sizes",
             prefix + "identifiers",
             prefix + "identifiers.token_bytes",
             prefix + "identifiers.token_offsets",
@@ -300,7 +801,7 @@ def _load_query_states(
     module: nn.Module, spec: dict[str, Any], tensors: dict[str, torch.Tensor], prefix: str
 ) -> None:
     """Loads every parameter / vocabulary below ``module`` strictly (index data excluded)."""
-    if spec["class_name"] == "BruteForce":
+    if spec["class_name"] in ("BruteForce", "Streaming"):
         query = spec.get("query_model")
         if query is not None:
             _load_query_states(module.query_model, query, tensors, prefix + "query_model.")  # type: ignore[arg-type]
@@ -322,7 +823,8 @@ def load(directory: str | os.PathLike[str], map_location: str | torch.device = "
 
     Returns:
         An ``nn.Module`` (index, tower or container of towers) in eval mode, or for a converted TF
-        checkpoint (``model_kind == "weights"``) a ``dict`` of tensors by TF object path.
+        checkpoint (``model_kind == "weights"``) a ``dict`` of tensors by TF object path. Optimizer
+        state, when the export held one, is not loaded here: see :func:`load_optimizer_state`.
 
     Raises:
         ValueError: the directory is not a torchrs checkpoint, or has a newer format version.
@@ -348,7 +850,12 @@ def load(directory: str | os.PathLike[str], map_location: str | torch.device = "
         return tensors
     spec = meta["architecture"]
     module = build_module(spec, tensors)
-    states = {k: v for k, v in tensors.items() if k not in _tensor_keys(spec)}
+    index_data = _tensor_keys(spec)
+    states = {
+        k: v
+        for k, v in tensors.items()
+        if k not in index_data and not k.startswith(OPTIMIZER_PREFIX)  # optimizer: see below
+    }
     _load_query_states(module, spec, states, "")
     return module.eval()
 
@@ -436,8 +943,9 @@ def load_optimizer_state(
     ``iterations + 1``. Load the weights first (``load_weights(module, DIR)``).
 
     Args:
-        optimizer: a ``torchrs.optim.Adagrad`` / ``Adam`` / ``SGD`` over ``module``'s parameters,
-            of the same class as the Keras optimizer (and ``amsgrad`` setting).
+        optimizer: a ``torchrs.optim.Adagrad`` / ``Adam`` / ``SGD`` (``torchrs.optim.legacy.*`` for
+            ``tf.keras.optimizers.legacy`` state) over ``module``'s parameters, of the class
+            ``torchrs.json`` names (and the same ``amsgrad`` setting).
         module: the torchrs model mirroring the TF model's attributes and layer order.
         directory: the converted checkpoint directory.
 
@@ -463,12 +971,16 @@ def load_optimizer_state(
             f"{root} holds no optimizer state: convert a TF checkpoint saved with its optimizer "
             "(tf.train.Checkpoint(model=..., optimizer=...) or model.save_weights after fit)."
         )
-    expected = spec["class_name"]
-    names = [cls.__name__ for cls in type(optimizer).__mro__]
-    if expected not in names:
+    expected, package = spec["class_name"], spec.get("module", "torchrs.optim")
+    # The class or an ancestor, from the same package: torchrs.optim.legacy.Adam is not torchrs.optim.Adam.
+    if not any(
+        cls.__name__ == expected and package in (cls.__module__, cls.__module__.rpartition(".")[0])
+        for cls in type(optimizer).__mro__
+    ):
         raise ValueError(
-            f"optimizer is a {type(optimizer).__name__} but the checkpoint holds {expected} state; "
-            f"build torchrs.optim.{expected}(module.parameters(), ...) instead."
+            f"optimizer is a {type(optimizer).__module__}.{type(optimizer).__name__} but the checkpoint "
+            f"holds {package}.{expected} state; build {package}.{expected}(module.parameters(), ...) "
+            "instead."
         )
     amsgrad = any(group.get("amsgrad", False) for group in optimizer.param_groups)
     if expected == "Adam" and amsgrad != bool(spec.get("amsgrad")):
@@ -487,8 +999,10 @@ def load_optimizer_state(
         by_key = {key[strip:]: value for key, value in by_key.items()}
     params = dict(module.named_parameters())
     optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
-    missing = sorted(
-        name for key, name in targets.items() if key not in by_key and id(params[name]) in optimized
+    missing = sorted(  # no variables at all: a slotless optimizer (legacy SGD with decay), iterations only
+        name
+        for key, name in targets.items()
+        if variables and key not in by_key and id(params[name]) in optimized
     )
     unexpected = sorted(path for key, (path, _) in by_key.items() if key not in targets)
     if missing or unexpected:
@@ -505,7 +1019,7 @@ def load_optimizer_state(
             param = params[name]
             if id(param) not in optimized:
                 continue
-            path, entry = by_key[key]
+            path, entry = by_key[key] if variables else (key, {"slots": [], "transpose": False})
             slots: dict[str, torch.Tensor] = {}
             for slot in entry["slots"]:
                 value = handle.get_tensor(f"{spec.get('prefix', OPTIMIZER_PREFIX)}{path}/{slot}")

@@ -99,7 +99,7 @@ def convert(
     out = Path(out_dir) if out_dir is not None else default_out_dir(fmt)
     writer.check_output_dir(out, overwrite)
     if fmt.kind == formats.CHECKPOINT:
-        plan = readers.plan_checkpoint(fmt)
+        plan = readers.plan_checkpoint(fmt, strict=strict)
     else:
         plan = readers.plan_saved_model(fmt, strict=strict, vocab_overrides=vocab)
     target = writer.AtomicDirectory(out, overwrite)

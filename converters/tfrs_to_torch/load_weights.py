@@ -175,7 +175,7 @@ def _gru_sources(sources: list[_Source]) -> list[_Source]:
         if bias is not None and bias.shape != (2, 3 * units):
             continue  # reset_after=False has no torch.nn.GRU equivalent: left unexpected
         layer = base[: -len("cell.")]
-        parts = [
+        parts: list[tuple[str, _Source, int | None, tuple[int, ...]]] = [
             ("weight_ih_l0", kernel, None, (3 * units, kernel.shape[0])),
             ("weight_hh_l0", source, None, (3 * units, units)),
         ]

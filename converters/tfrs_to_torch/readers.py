@@ -10,7 +10,11 @@ object graph uses the same node ids. This module walks that graph:
   hold (``lookup_table`` -> lookup, ``embeddings`` -> Embedding, ``kernel`` -> Dense with its
   activation read from the traced function's ops) and stated as inferred in the report;
 * lookup tables are exported from the restored object (``LookupTableExportV2``), so vocabularies
-  come from the model itself, byte for byte, never recomputed.
+  come from the model itself, byte for byte, never recomputed;
+* a Keras functional model's graph comes from its functional config (``layers`` with their
+  ``inbound_nodes``, ``input_layers``, ``output_layers``), which only Keras exports keep;
+* a ``Streaming`` index holds no variables: its candidates are the ``tf.data`` pipeline the
+  export serialised (``_candidates/_variant_tracker``), rebuilt and read once.
 
 A ``.keras`` archive is loaded with tf_keras and re-saved as a Keras SavedModel in a temporary
 directory, then read the same way.
@@ -127,8 +131,9 @@ class Plan:
         tensors: the tensors to write.
         report: one entry per source variable / table / layer.
         notes: human-readable remarks for the summary (assumptions, what to do next).
-        probe: callable running the TF model on sample inputs, for verification (or None).
+        probe: a :class:`TFProbe` running the TF model on sample inputs, for verification.
         samples: the sample inputs for that forward pass, per module path.
+        sources: torch-name prefix of every rebuilt module -> its object path in the export.
     """
 
     model_kind: str
@@ -138,6 +143,7 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     probe: Any = None
     samples: dict[str, list[Any]] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
     cleanup: list[Any] = field(default_factory=list)
 
 
@@ -373,6 +379,55 @@ class SavedModelReader:
             if key not in self.claimed:
                 self.claimed[key] = ReportEntry(_strip_key(key), "skipped", reason=reason)
 
+    def dataset_output_types(self, tracker_id: int) -> list[int]:
+        """Component dtypes (``DataType`` enums) of the dataset a ``_variant_tracker`` recreates."""
+        fn_id = self.child(tracker_id, "_create_resource")
+        names = [] if fn_id is None else list(self.graph.nodes[fn_id].function.concrete_functions)
+        name = names[0] if names else None
+        for _ in range(16):  # creator -> (Stateful)PartitionedCall -> pruned dataset graph
+            fn = self.functions.get(name) if name else None
+            if fn is None or not fn.signature.output_arg:
+                break
+            nodes = {n.name: n for n in fn.node_def}
+            node = nodes.get(fn.ret[fn.signature.output_arg[0].name].split(":")[0])
+            while node is not None and node.op == "Identity":
+                node = nodes.get(node.input[0].split(":")[0])
+            if node is None:
+                break
+            for attr in ("output_types", "Toutput_types"):
+                if attr in node.attr:
+                    return list(node.attr[attr].list.type)
+            if node.op in ("StatefulPartitionedCall", "PartitionedCall"):
+                name = node.attr["f"].func.name
+                continue
+            break
+        raise ConversionError(
+            f"{self.source_label}: cannot tell what the exported candidate dataset yields (its "
+            "graph has no dataset op with output types); re-export the index."
+        )
+
+    def table_key_dtype(self, table_id: int) -> int | None:
+        """The key dtype (``DataType`` enum) of the hash table a lookup layer's ``lookup_table`` creates.
+
+        Read from the table op in the exported ``_create_resource`` function (following nested calls): asking
+        TF to export a table with the wrong key dtype aborts the process instead of raising.
+        """
+        fn_id = self.child(table_id, "_create_resource")
+        pending = [] if fn_id is None else list(self.graph.nodes[fn_id].function.concrete_functions)
+        seen: set[str] = set()
+        while pending:
+            name = pending.pop()
+            fn = self.functions.get(name)
+            if fn is None or name in seen:
+                continue
+            seen.add(name)
+            for node in fn.node_def:
+                if "key_dtype" in node.attr:
+                    return int(node.attr["key_dtype"].type)
+                if "f" in node.attr:
+                    pending.append(node.attr["f"].func.name)
+        return None
+
     def dense_activation(self, node_id: int, path: str) -> str:
         """A Dense layer's activation, read from the op types of its traced call."""
         fn_id = self.child(
@@ -438,6 +493,8 @@ class _Walker:
             return "Sequential"
         if identifier == "_tf_keras_input_layer":
             return "InputLayer"
+        if identifier == "_tf_keras_network":
+            return "_Functional"
         names = {n for n, _ in sm.children(node_id)}
         if "lookup_table" in names:
             return "_Lookup"
@@ -450,18 +507,37 @@ class _Walker:
             return "MLP"
         if {"candidates", "identifiers"} <= names:
             return "BruteForce"
-        if identifier in ("_tf_keras_model", "_tf_keras_network"):
+        candidates_id = self.sm.child(node_id, "_candidates")
+        if "_counter" in names and (candidates_id is not None or "query_model" in names):
+            return "Streaming"  # TFRS's Streaming: a row counter, the dataset, the query tower
+        if "_counter" in names and variables == {"counter"}:
+            return "Streaming"
+        if identifier == "_tf_keras_model":
             return "_Container"
         held = ", ".join(sorted(variables)) or "no variables"
         return f"<unknown class (tf.saved_model.save keeps no class names); holds {held}>"
 
     def describe(self, node_id: int, path: str, prefix: str) -> dict[str, Any] | None:
         """Spec of the module at ``node_id``; its tensors go to the plan under ``prefix``."""
+        self.plan.sources[prefix] = path
         cls = self.infer_class(node_id, path)
         if cls == "Sequential":
             return self.sequential(node_id, path, prefix)
+        if cls == "Functional" or {"layers", "input_layers", "output_layers"} <= set(
+            self.sm.config(node_id)
+        ):
+            return self.functional(node_id, path, prefix)
+        if cls == "_Functional":
+            raise ConversionError(
+                f"{self.sm.source_label}: the Keras functional model at {path or '<root>'} was "
+                "saved with tf.saved_model.save, which keeps its layers but not how they are "
+                "connected (the functional config). Re-export it with model.save(dir, "
+                "save_format='tf') or model.save('model.keras') and convert that."
+            )
         if cls == "BruteForce":
             return self.brute_force(node_id, path, prefix)
+        if cls == "Streaming":
+            return self.streaming(node_id, path, prefix)
         if cls in rules.LOOKUP_LAYERS or cls == "_Lookup":
             return self.lookup(node_id, path, prefix, cls)
         if cls == "Embedding":
@@ -486,6 +562,18 @@ class _Walker:
             return self.gru(node_id, path, prefix)
         if cls in rules.STATELESS_LAYERS:
             return {"class_name": cls, "config": _json_safe(self.sm.config(node_id))}
+        if cls in rules.GRAPH_LAYERS:
+            return self.graph_layer(node_id, path, cls)
+        if cls in rules.LAMBDA_LAYERS:
+            function = self.sm.config(node_id).get("function")
+            what = f" ({function})" if isinstance(function, str) else ""
+            raise UnsupportedLayerError(
+                cls,
+                path,
+                f"it wraps Python code{what}, which the export keeps only as a traced TF graph; "
+                "replace it with a Keras layer, or rewrite the model in torchrs and use "
+                "load_weights(module, MODEL_DIR)",
+            )
         if cls in ("_Container",) or (
             self.sm.identifier(node_id) == "_tf_keras_model"
             and "layers" not in self.sm.config(node_id)
@@ -553,10 +641,6 @@ class _Walker:
                     path,
                     f"{key}={config.get(key)!r} is a custom function; torchrs cannot rebuild it",
                 )
-        if config.get("output_mode") == "tf_idf":
-            raise UnsupportedLayerError(
-                "TextVectorization", path, "output_mode='tf_idf' (idf weights) is not converted"
-            )
         self.lookup(lookup_id, f"{path}/_lookup_layer", f"{prefix}_lookup_layer.", "StringLookup")
         self.plan.report.pop()  # the lookup's entry, re-stated for the TextVectorization below
         tokens = self.plan.samples.pop(f"{path}/_lookup_layer", [])[:-1]
@@ -593,6 +677,7 @@ class _Walker:
             "go_backwards": False,
             "return_state": False,
             "time_major": False,
+            "stateful": False,
         }
         for key, value in wanted.items():
             if config.get(key, value) != value:
@@ -640,7 +725,11 @@ class _Walker:
             )
         return {
             "class_name": "GRU",
-            "config": {"units": units, "return_sequences": bool(config.get("return_sequences"))},
+            "config": {
+                "units": units,
+                "return_sequences": bool(config.get("return_sequences")),
+                "zero_output_for_mask": bool(config.get("zero_output_for_mask")),
+            },
             "shapes": shapes,
         }
 
@@ -711,18 +800,6 @@ class _Walker:
             if self.infer_class(child_id, child_path) == "InputLayer":
                 continue
             spec = self.guarded(child_id, child_path, f"{prefix}{len(specs)}.")
-            if (
-                spec is not None
-                and spec["class_name"] == "GRU"
-                and specs
-                and specs[-1].get("config", {}).get("mask_zero")
-            ):
-                raise UnsupportedLayerError(
-                    "GRU",
-                    child_path,
-                    "it follows an Embedding with mask_zero=True (masked time steps are skipped "
-                    "by Keras, not by torch.nn.GRU)",
-                )
             if spec is None:
                 raise UnsupportedLayerError(
                     self.infer_class(child_id, child_path),
@@ -732,6 +809,129 @@ class _Walker:
                 )
             specs.append(spec)
         return {"class_name": "Sequential", "layers": specs}
+
+    def functional(self, node_id: int, path: str, prefix: str) -> dict[str, Any]:
+        """A Keras functional model: its layers, and its graph from the functional config.
+
+        The config lists every layer with ``inbound_nodes`` (one entry per call of the layer,
+        each the structure of its first argument as ``[layer, node_index, tensor_index,
+        kwargs]`` references), and the model's ``input_layers`` / ``output_layers``.
+        """
+        sm = self.sm
+        config = sm.config(node_id)
+        where = path or "<root>"
+        by_name: dict[str, tuple[int, int]] = {}
+        for name, child_id in sm.children(node_id):
+            found = re.fullmatch(r"layer-(\d+)", name)
+            if found:
+                layer_name = sm.config(child_id).get("name")
+                if isinstance(layer_name, str):
+                    by_name.setdefault(layer_name, (int(found.group(1)), child_id))
+        input_specs: dict[str, dict[str, Any]] = {}
+        for layer in config["layers"]:
+            if layer.get("class_name") == "InputLayer":
+                layer_config = layer.get("config") or {}
+                name = str(layer.get("name") or layer_config.get("name"))
+                shape = _keras_value(layer_config.get("batch_input_shape"))
+                input_specs[name] = {
+                    "dtype": layer_config.get("dtype", "float32"),
+                    "shape": shape if isinstance(shape, list) else None,
+                }
+        keys: dict[str, str] = {}
+        taken = set(input_specs)
+        layers: dict[str, dict[str, Any]] = {}
+        raw_nodes: list[tuple[str, int, Any]] = []
+        for layer in config["layers"]:
+            cls = str(layer.get("class_name"))
+            name = str(layer.get("name") or (layer.get("config") or {}).get("name"))
+            if cls == "InputLayer":
+                continue
+            if name not in by_name:
+                raise ConversionError(
+                    f"{sm.source_label}: layer {name!r} ({cls}) of the functional model at {where} "
+                    "is in its config but not in the export; re-export the model."
+                )
+            index, child_id = by_name[name]
+            child_path = f"{path}/layer-{index}" if path else f"layer-{index}"
+            key = _module_key(name, taken)
+            keys[name] = key
+            spec = self.guarded(child_id, child_path, f"{prefix}layers.{key}.")
+            if spec is None:
+                raise UnsupportedLayerError(
+                    self.infer_class(child_id, child_path),
+                    child_path,
+                    "a functional graph cannot skip a layer; rewrite the model in torchrs and use "
+                    "load_weights",
+                )
+            layers[key] = spec
+            first = _first_node_index(layer)
+            for node_index, node_data in enumerate(layer.get("inbound_nodes") or [], first):
+                inbound, kwargs = _parse_node(node_data, f"{child_path} ({name})")
+                called = {k: v for k, v in kwargs.items() if not (k == "training" and not v)}
+                if called:
+                    raise UnsupportedLayerError(
+                        cls,
+                        child_path,
+                        f"it is called with keyword arguments {sorted(called)} (an explicit mask "
+                        "or training=True), which the rebuilt graph does not pass",
+                    )
+                raw_nodes.append((name, node_index, inbound))
+
+        def rename(structure: Any) -> Any:
+            if _is_ref(structure):
+                name = structure[0]
+                if name not in keys and name not in input_specs:
+                    raise ConversionError(
+                        f"{sm.source_label}: the functional model at {where} refers to an unknown "
+                        f"layer {name!r}; the export's config is inconsistent."
+                    )
+                return [keys.get(name, name), int(structure[1]), int(structure[2])]
+            if isinstance(structure, dict):
+                return {k: rename(v) for k, v in structure.items()}
+            return [rename(v) for v in structure]
+
+        nodes = _topological(
+            [
+                {"layer": keys[name], "node_index": i, "inbound": rename(inbound)}
+                for name, i, inbound in raw_nodes
+            ],
+            set(input_specs),
+            where,
+        )
+        inputs = _unnest(_keras_refs(config["input_layers"]))
+        outputs = _unnest(_keras_refs(config["output_layers"]))
+        if _is_ref(inputs):
+            inputs = [inputs]
+        if isinstance(inputs, dict):
+            input_names: Any = {k: v[0] for k, v in inputs.items()}
+        else:
+            input_names = [ref[0] for ref in inputs]
+        return {
+            "class_name": "Functional",
+            "config": {"name": config.get("name")},
+            "inputs": input_names,
+            "input_specs": input_specs,
+            "outputs": rename(outputs),
+            "layers": layers,
+            "nodes": nodes,
+        }
+
+    def graph_layer(self, node_id: int, path: str, cls: str) -> dict[str, Any]:
+        """Merge / reshape / dropout layers: no variables, rebuilt from their Keras config."""
+        config = self.sm.config(node_id)
+        if not config:
+            raise UnsupportedLayerError(
+                cls,
+                path,
+                "its config is not in the export (tf.saved_model.save); re-export with "
+                "model.save(dir, save_format='tf') or as a .keras file",
+            )
+        if cls == "Flatten" and config.get("data_format") == "channels_first":
+            raise UnsupportedLayerError(cls, path, "data_format='channels_first' is not rebuilt")
+        return {
+            "class_name": cls,
+            "config": _json_safe(_keras_config(config, rules.GRAPH_LAYERS[cls])),
+        }
 
     def guarded(self, node_id: int, path: str, prefix: str) -> dict[str, Any] | None:
         """``describe``, or with ``--no-strict`` a report entry for an unsupported layer."""
@@ -755,7 +955,8 @@ class _Walker:
             child_path = f"{path}/{name}" if path else name
             variables = self.sm.layer_variables(child_id)
             trainable = [v for _, v in variables if self.sm.graph.nodes[v].variable.trainable]
-            if not trainable and self.infer_class(child_id, child_path).startswith("<unknown"):
+            cls = self.infer_class(child_id, child_path)
+            if cls in rules.TRAINING_ONLY_LAYERS or (not trainable and cls.startswith("<unknown")):
                 self.plan.report.append(
                     ReportEntry(
                         child_path, "skipped", reason="no trainable weights (loss / metrics / task)"
@@ -817,6 +1018,163 @@ class _Walker:
             "query_model": query,
         }
 
+    def streaming(self, node_id: int, path: str, prefix: str) -> dict[str, Any]:
+        """A ``Streaming`` index: its candidate batches read back from the exported dataset.
+
+        ``Streaming`` keeps the ``tf.data.Dataset`` given to ``index_from_dataset`` (no variables);
+        ``tf.saved_model.save`` stores that dataset as a graph of dataset ops (its constants
+        included) behind ``_candidates/_variant_tracker``. It is rebuilt here and iterated once, so
+        the torchrs index gets the same batches, row for row.
+        """
+        sm = self.sm
+        where = path or "<root>"
+        label = f"{path}/_candidates" if path else "_candidates"
+        candidates_id = sm.child(node_id, "_candidates")
+        tracker_id = None if candidates_id is None else sm.child(candidates_id, "_variant_tracker")
+        if tracker_id is None:
+            raise ConversionError(
+                f"{sm.source_label}: the Streaming index at {where} holds no candidate dataset "
+                "(index_from_dataset was not called before saving). Index it before "
+                "tf.saved_model.save, or export a BruteForce index of the same candidates."
+            )
+        batches = self._read_candidate_batches(tracker_id, path, label)
+        embeddings = [np.asarray(emb) for _, emb in batches]
+        if not embeddings or any(e.ndim != 2 for e in embeddings):
+            shapes = [e.shape for e in embeddings]
+            raise ConversionError(
+                f"{sm.source_label}: the candidate dataset of the Streaming index at {where} yields "
+                f"batches of shapes {shapes}; expected (batch, dim) embedding batches."
+            )
+        candidates = np.ascontiguousarray(np.concatenate(embeddings))
+        sizes = np.asarray([len(e) for e in embeddings], dtype=np.int64)
+        self.plan.tensors.append(
+            TensorPlan(
+                f"{prefix}candidates",
+                label,
+                candidates.shape,
+                candidates.dtype,
+                _constant(candidates),
+            )
+        )
+        self.plan.tensors.append(
+            TensorPlan(f"{prefix}batch_sizes", label, sizes.shape, sizes.dtype, _constant(sizes))
+        )
+        identifiers_dtype: str | None = None
+        if batches[0][0] is not None:
+            ids = np.concatenate([np.asarray(i).reshape(-1) for i, _ in batches])
+            if ids.dtype == object:
+                identifiers_dtype = "string"
+                tokens = [bytes(t) for t in ids]
+                self.plan.tensors.extend(_bytes_tensors(f"{prefix}identifiers.", tokens, label))
+            else:
+                identifiers_dtype = "int64"
+                array = ids.astype(np.int64)
+                self.plan.tensors.append(
+                    TensorPlan(
+                        f"{prefix}identifiers", label, array.shape, array.dtype, _constant(array)
+                    )
+                )
+        self.plan.report.append(
+            ReportEntry(
+                label,
+                "converted",
+                f"{prefix}candidates",
+                shape=list(candidates.shape),
+                reason=f"{len(sizes)} candidate batches read from the exported tf.data pipeline"
+                + (f", with {identifiers_dtype} identifiers" if identifiers_dtype else ""),
+            )
+        )
+        query_id = sm.child(node_id, "query_model", "_query_model")
+        query = None
+        if query_id is not None:
+            query = self.describe(
+                query_id, f"{path}/query_model" if path else "query_model", f"{prefix}query_model."
+            )
+        sm.skip_variables(node_id, "Streaming's row counter (reset at every query)")
+        config = {"k": 10, "handle_incomplete_batches": True, "sorted_order": True}
+        config.update(self._streaming_call_settings(node_id))
+        config.update({k: v for k, v in sm.config(node_id).items() if k in config})
+        return {
+            "class_name": "Streaming",
+            "config": config,
+            "identifiers_dtype": identifiers_dtype,
+            "query_model": query,
+        }
+
+    def _read_candidate_batches(
+        self, tracker_id: int, path: str, label: str
+    ) -> list[tuple[np.ndarray | None, np.ndarray]]:
+        tf = import_tf()
+        sm = self.sm
+        types = sm.dataset_output_types(tracker_id)
+        if len(types) not in (1, 2):
+            raise ConversionError(
+                f"{sm.source_label}: the candidate dataset at {label} yields {len(types)} tensors "
+                "per element; TFRS indexes take embeddings or (identifiers, embeddings)."
+            )
+        specs = [tf.TensorSpec(None, tf.dtypes.as_dtype(t)) for t in types]
+        structure = specs[0] if len(specs) == 1 else tuple(specs)
+        try:
+            handle = sm.restored(path)._candidates._variant_tracker.resource_handle
+            dataset = tf.data.experimental.from_variant(handle, structure)
+            batches: list[tuple[np.ndarray | None, np.ndarray]] = []
+            for element in dataset:
+                if len(specs) == 1:
+                    batches.append((None, element.numpy()))
+                else:
+                    batches.append((element[0].numpy(), element[1].numpy()))
+        except ConversionError:
+            raise
+        except Exception as err:  # files the pipeline reads are gone, a stateful op...
+            message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConversionError(
+                f"{sm.source_label}: the candidate dataset of the Streaming index at "
+                f"{path or '<root>'} cannot be read back from the export ({message}). Export a "
+                "BruteForce index of the same candidates (index_from_dataset(dataset)) and "
+                "convert that, or build torchrs.layers.factorized_top_k.Streaming yourself and "
+                "call index_from_dataset with the candidate embeddings."
+            ) from None
+        return batches
+
+    def _streaming_call_settings(self, node_id: int) -> dict[str, Any]:
+        """``k``, ``handle_incomplete_batches`` and ``sorted_order`` from the traced call.
+
+        The reduce function of ``Streaming.call`` ends in ``TopKV2(scores, k)`` (``sorted`` as an
+        attribute), with ``k = minimum(K, n)`` under ``handle_incomplete_batches``.
+        """
+        sm = self.sm
+        fn_id = sm.child(
+            node_id, "call_and_return_all_conditional_losses", "call_and_return_conditional_losses"
+        )
+        if fn_id is None:
+            return {}
+        for name in sm.graph.nodes[fn_id].function.concrete_functions:
+            fn = sm.functions.get(name)
+            if fn is None:
+                continue
+            for node in fn.node_def:
+                if node.op != "ReduceDataset":
+                    continue
+                reducer = sm.functions.get(node.attr["f"].func.name)
+                if reducer is None:
+                    continue
+                nodes = {n.name: n for n in reducer.node_def}
+                for top_k in (n for n in reducer.node_def if n.op == "TopKV2"):
+                    # SavedModels strip attributes at their default (sorted=True).
+                    is_sorted = top_k.attr["sorted"].b if "sorted" in top_k.attr else True
+                    settings: dict[str, Any] = {"sorted_order": bool(is_sorted)}
+                    source = nodes.get(top_k.input[1].split(":")[0])
+                    if source is not None and source.op == "Minimum":
+                        settings["handle_incomplete_batches"] = True
+                        source = nodes.get(source.input[0].split(":")[0])
+                    elif source is not None:
+                        settings["handle_incomplete_batches"] = False
+                    if source is not None and source.op == "Const":
+                        tf = import_tf()
+                        settings["k"] = int(tf.make_ndarray(source.attr["value"].tensor))
+                    return settings
+        return {}
+
     def lookup(self, node_id: int, path: str, prefix: str, cls: str) -> dict[str, Any]:
         sm = self.sm
         config = sm.config(node_id)
@@ -825,7 +1183,9 @@ class _Walker:
             config.get("name", "\0")
         )
         table = sm.restored(path).lookup_table
-        keys, values = _export_table(table, cls, path)
+        table_id = sm.child(node_id, "lookup_table")
+        key_dtype = None if table_id is None else sm.table_key_dtype(table_id)
+        keys, values = _export_table(table, cls, path, key_dtype)
         if cls == "_Lookup":
             cls = "StringLookup" if keys.dtype == object else "IntegerLookup"
         order = np.argsort(values, kind="stable")
@@ -837,6 +1197,16 @@ class _Walker:
                 "indices; it is not a Keras StringLookup/IntegerLookup table."
             )
         clean = {k: v for k, v in config.items() if k not in _LOOKUP_DROP}
+        if not config and start > 1:
+            # Index 0 may be a mask token (1 + num_oov_indices = start) or an OOV bucket (num_oov_indices =
+            # start); the two map out-of-vocabulary inputs differently and nothing in the export tells them apart.
+            raise UnsupportedLayerError(
+                cls,
+                path,
+                f"tf.saved_model.save kept no config and its table starts at index {start}, so index 0 may be a "
+                "mask token or an OOV bucket; re-export with model.save(dir, save_format='tf') or as a .keras "
+                "file",
+            )
         if not config:
             clean = {"num_oov_indices": start}
             self.plan.report.append(
@@ -872,7 +1242,138 @@ class _Walker:
                 reason="vocabulary exported from the lookup table",
             )
         )
+        if config.get("output_mode") in ("tf_idf", "tf-idf"):
+            # The adapted IDF weights (specials included) are a variable of the layer: taken as is.
+            idf = [v for p, v in sm.layer_variables(node_id) if p == "idf_weights"]
+            if not idf:
+                raise UnsupportedLayerError(
+                    cls, path, "output_mode='tf_idf' but the export holds no idf_weights variable"
+                )
+            self.plan.tensors.append(sm.variable_plan(idf[0], prefix + "idf_weights", False))
         return {"class_name": cls, "config": _json_safe(clean)}
+
+
+# Names a module of an ``nn.ModuleDict`` cannot take (its own attributes).
+_MODULE_DICT_ATTRIBUTES = frozenset(
+    {"keys", "items", "values", "update", "pop", "clear", "training", "forward", "layers"}
+)
+
+
+def _module_key(name: str, taken: set[str]) -> str:
+    """A torch module name for a Keras layer name: no dots, unique, not a ModuleDict attribute.
+
+    >>> taken = {"user_id"}
+    >>> _module_key("dense", taken), _module_key("dense", taken), _module_key("a.b", taken)
+    ('dense', 'dense_1', 'a_b')
+    >>> _module_key("keys", taken), _module_key("_x", taken)
+    ('layer_keys', 'layer__x')
+    """
+    key = re.sub(r"\W", "_", name)
+    if not key or key.startswith("_") or key in _MODULE_DICT_ATTRIBUTES:
+        key = f"layer_{key}"
+    candidate, suffix = key, 1
+    while candidate in taken:
+        candidate, suffix = f"{key}_{suffix}", suffix + 1
+    taken.add(candidate)
+    return candidate
+
+
+def _is_ref(value: Any) -> bool:
+    """``[layer name, node index, tensor index(, kwargs)]``: a tensor of a Keras functional config."""
+    return (
+        isinstance(value, list)
+        and len(value) in (3, 4)
+        and isinstance(value[0], str)
+        and isinstance(value[1], int)
+        and isinstance(value[2], int)
+        and (len(value) == 3 or isinstance(value[3], dict))
+    )
+
+
+def _keras_refs(structure: Any) -> Any:
+    """``input_layers`` / ``output_layers``: refs ``[name, 0, 0]`` in a list or dict."""
+    if _is_ref(structure):
+        return list(structure[:3])
+    if isinstance(structure, dict):
+        return {k: _keras_refs(v) for k, v in structure.items()}
+    if isinstance(structure, list):
+        return [_keras_refs(v) for v in structure]
+    raise ConversionError(f"Unexpected entry {structure!r} in a Keras functional config.")
+
+
+def _unnest(structure: Any) -> Any:
+    """Keras's ``unnest_if_single_tensor``: a list holding one ref is that ref."""
+    if isinstance(structure, list) and len(structure) == 1 and _is_ref(structure[0]):
+        return structure[0]
+    return structure
+
+
+def _first_node_index(layer: dict[str, Any]) -> int:
+    """Index of a layer's first call listed in ``inbound_nodes`` (tf_keras's
+    ``_should_skip_first_node``): a nested model built on its own ``Input`` keeps that first
+    node out of the config, so its calls in this graph are numbered from 1.
+    """
+    config = layer.get("config") or {}
+    if "input_layers" in config:
+        return 1
+    inner = config.get("layers")
+    if isinstance(inner, list) and inner and isinstance(inner[0], dict):
+        return int(inner[0].get("class_name") == "InputLayer")
+    return 0
+
+
+def _parse_node(node_data: Any, where: str) -> tuple[Any, dict[str, Any]]:
+    """One entry of ``inbound_nodes``: (the first call argument as refs, the call's kwargs)."""
+    kwargs: dict[str, Any] = {}
+
+    def walk(value: Any) -> Any:
+        if _is_ref(value):
+            if value[0] == "_CONSTANT_VALUE" or value[1] < 0:
+                raise UnsupportedLayerError(
+                    "<constant input>", where, "it is called on a constant, not a layer output"
+                )
+            if len(value) == 4:
+                kwargs.update(value[3])
+            return list(value[:3])
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        raise UnsupportedLayerError(
+            "<constant input>", where, f"its call argument {value!r} is not a layer output"
+        )
+
+    return _unnest(walk(node_data)), kwargs
+
+
+def _refs_of(structure: Any) -> list[tuple[str, int]]:
+    if _is_ref(structure):
+        return [(structure[0], structure[1])]
+    values = structure.values() if isinstance(structure, dict) else structure
+    return [ref for value in values for ref in _refs_of(value)]
+
+
+def _topological(nodes: list[dict[str, Any]], inputs: set[str], where: str) -> list[dict[str, Any]]:
+    """Layer calls in an order where every input is computed first (config order where possible)."""
+    ready = {(name, 0) for name in inputs}
+    pending = list(nodes)
+    ordered: list[dict[str, Any]] = []
+    while pending:
+        for position, node in enumerate(pending):
+            if all(ref in ready for ref in _refs_of(node["inbound"])):
+                ordered.append(pending.pop(position))
+                ready.add((node["layer"], node["node_index"]))
+                break
+        else:
+            missing = sorted(
+                {f"{r[0]}[{r[1]}]" for n in pending for r in _refs_of(n["inbound"])}
+                - {f"{r[0]}[{r[1]}]" for r in ready}
+            )
+            raise ConversionError(
+                f"The functional model at {where} has layer calls whose inputs are never "
+                f"computed ({', '.join(missing)}); the export's config is inconsistent."
+            )
+    return ordered
 
 
 # Config keys passed on to the torchrs constructors (name / dtype / shapes are Keras bookkeeping).
@@ -916,25 +1417,36 @@ _LOOKUP_DROP = frozenset(
 )
 
 
-def _export_table(table: Any, cls: str, path: str) -> tuple[np.ndarray, np.ndarray]:
+def _export_table(
+    table: Any, cls: str, path: str, key_dtype: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The table's ``(keys, values)``. ``key_dtype`` (a ``DataType`` enum) comes from the export's table op;
+    without it the layer class decides, and a class-less table (plain ``tf.saved_model.save``) is refused rather
+    than probed, since exporting with the wrong key dtype aborts the process."""
     tf = import_tf()
-    key_dtypes = (
-        [tf.string]
-        if cls == "StringLookup"
-        else [tf.int64]
-        if cls == "IntegerLookup"
-        else [tf.string, tf.int64]
-    )
-    last: Exception | None = None
-    for key_dtype in key_dtypes:
-        try:
-            keys, values = tf.raw_ops.LookupTableExportV2(
-                table_handle=table.resource_handle, Tkeys=key_dtype, Tvalues=tf.int64
-            )
-            return np.asarray(keys.numpy()), np.asarray(values.numpy())
-        except Exception as err:  # wrong key dtype: try the next one
-            last = err
-    raise ConversionError(f"Cannot export the lookup table of the layer at {path}: {last}")
+    if key_dtype is not None:
+        dtype = tf.as_dtype(key_dtype)
+    elif cls in ("StringLookup", "IntegerLookup"):
+        dtype = tf.string if cls == "StringLookup" else tf.int64
+    else:
+        raise ConversionError(
+            f"Cannot tell the key type of the lookup table of the layer at {path}: the export holds no table "
+            "op with a key dtype. Re-export the model with model.save(..., save_format='tf') or as .keras."
+        )
+    if dtype not in (tf.string, tf.int64):
+        raise ConversionError(
+            f"The lookup table of the layer at {path} has {dtype.name} keys; StringLookup / IntegerLookup "
+            "tables have string or int64 keys."
+        )
+    try:
+        keys, values = tf.raw_ops.LookupTableExportV2(
+            table_handle=table.resource_handle, Tkeys=dtype, Tvalues=tf.int64
+        )
+    except Exception as err:
+        raise ConversionError(
+            f"Cannot export the lookup table of the layer at {path}: {err}"
+        ) from None
+    return np.asarray(keys.numpy()), np.asarray(values.numpy())
 
 
 def _constant(array: np.ndarray) -> Callable[[], np.ndarray]:
@@ -967,7 +1479,7 @@ def _json_safe(value: Any) -> Any:
 
 
 def _skip_reason(path: str) -> str:
-    if path.endswith("token_counts") or "/token_counts/" in path:
+    if re.search(r"(token_counts|token_document_counts|num_documents)(/|$)", path):
         return "adapt() state (token counts), not needed after adapt"
     if path.startswith("save_counter"):
         return "checkpoint save counter"
@@ -1013,7 +1525,9 @@ def plan_saved_model(
     assert spec is not None
     plan = walker.plan
     plan.architecture = spec
-    plan.model_kind = {"BruteForce": "index", "Container": "model"}.get(spec["class_name"], "tower")
+    plan.model_kind = {"BruteForce": "index", "Streaming": "index", "Container": "model"}.get(
+        spec["class_name"], "tower"
+    )
     for key in sm.shapes:
         if key == "_CHECKPOINTABLE_OBJECT_GRAPH":
             continue
@@ -1021,7 +1535,17 @@ def plan_saved_model(
             _strip_key(key), "skipped", reason=_skip_reason(key)
         )
         plan.report.append(entry)
-    plan.probe = _make_probe(sm)
+    # A compiled Keras model saves its optimizer too (include_optimizer=True): slots for resuming.
+    from converters.tfrs_to_torch.optimizer_state import plan_optimizer
+
+    plan_optimizer(
+        sm.reader,
+        checkpoint_object_graph(sm.reader),
+        plan,
+        strict=strict,
+        keras_config=(sm.meta.get(0) or {}).get("training_config"),
+    )
+    plan.probe = TFProbe(sm)
     plan.cleanup = cleanup
     return plan
 
@@ -1029,11 +1553,14 @@ def plan_saved_model(
 def _resave_keras_archive(path: str, cleanup: list[Any]) -> str:
     tf = import_tf()
     try:
-        model = tf.keras.models.load_model(path, compile=False)
-    except Exception as err:
-        raise ConversionError(
-            f"tf_keras cannot load {path}: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
-        ) from None
+        # Compiled, so that the optimizer's variables (model.weights.h5) come along when present.
+        model = tf.keras.models.load_model(path)
+    except Exception:
+        try:  # a compile config tf_keras cannot rebuild (custom loss...): weights only
+            model = tf.keras.models.load_model(path, compile=False)
+        except Exception as err:
+            message = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ConversionError(f"tf_keras cannot load {path}: {message}") from None
     tmp = tempfile.TemporaryDirectory(prefix="torchrs-keras-")
     cleanup.append(tmp)
     target = str(Path(tmp.name) / "model")
@@ -1041,12 +1568,26 @@ def _resave_keras_archive(path: str, cleanup: list[Any]) -> str:
     return target
 
 
-def _make_probe(sm: SavedModelReader) -> Callable[[str, list[Any]], Any]:
-    """``probe(path, inputs)`` runs the restored TF object at ``path`` on ``inputs``."""
+class TFProbe:
+    """Runs restored TF objects of one SavedModel for the verification forward pass.
 
-    def probe(path: str, inputs: list[Any]) -> Any:
+    ``probe(path, inputs)`` calls the object at ``path`` on ``inputs``: a list of Python values
+    (one tensor, its dtype guessed), a NumPy array, or a list / dict of NumPy arrays (a
+    multi-input model). ``probe.input_specs(path)`` is that object's traced input signature.
+    """
+
+    def __init__(self, sm: SavedModelReader) -> None:
+        self.sm = sm
+
+    def __call__(self, path: str, inputs: Any) -> Any:
         tf = import_tf()
-        obj = sm.restored(path)
+        obj = self.sm.restored(path)
+        if isinstance(inputs, np.ndarray):
+            return obj(tf.constant(inputs))
+        if isinstance(inputs, dict):
+            return obj({k: tf.constant(v) for k, v in inputs.items()})
+        if inputs and all(isinstance(x, np.ndarray) for x in inputs):
+            return obj([tf.constant(x) for x in inputs])
         first = inputs[0] if inputs else None
         dtype = (
             tf.string
@@ -1057,7 +1598,28 @@ def _make_probe(sm: SavedModelReader) -> Callable[[str, list[Any]], Any]:
         )
         return obj(tf.constant(inputs, dtype=dtype))
 
-    return probe
+    def input_specs(self, path: str) -> list[tuple[str | None, list[int | None] | None, str]]:
+        """``(name, shape, dtype)`` of every input the object at ``path`` was traced for."""
+        tf = import_tf()
+        try:
+            functions = self.sm.restored(path).__call__.concrete_functions
+        except AttributeError:
+            return []
+        for function in functions:
+            args, _ = function.structured_input_signature
+            if not args:
+                continue
+            specs = tf.nest.flatten(args[0])
+            if all(isinstance(spec, tf.TensorSpec) for spec in specs):
+                return [
+                    (
+                        spec.name,
+                        None if spec.shape.rank is None else list(spec.shape.as_list()),
+                        spec.dtype.name,
+                    )
+                    for spec in specs
+                ]
+        return []
 
 
 # -------------------------------------------------------------------------------------------
@@ -1065,7 +1627,7 @@ def _make_probe(sm: SavedModelReader) -> Callable[[str, list[Any]], Any]:
 # -------------------------------------------------------------------------------------------
 
 
-def plan_checkpoint(fmt: SourceFormat) -> Plan:
+def plan_checkpoint(fmt: SourceFormat, strict: bool = True) -> Plan:
     """A checkpoint's variables under their object paths (``user_model/layer_with_weights-0/embeddings``).
 
     Checkpoints hold neither layer classes nor (static) vocabularies, so tensors keep their TF
@@ -1103,7 +1665,7 @@ def plan_checkpoint(fmt: SourceFormat) -> Plan:
     plan.architecture["paths"] = {_strip_key(k): v for k, v in paths.items()}
     from converters.tfrs_to_torch.optimizer_state import plan_optimizer
 
-    plan_optimizer(reader, graph, plan)
+    plan_optimizer(reader, graph, plan, strict=strict)
     plan.notes.append(
         "A TF checkpoint holds weights only: no layer classes and no vocabularies. Rebuild the "
         "model in torchrs and call converters.tfrs_to_torch.load_weights(module, OUT_DIR); give "

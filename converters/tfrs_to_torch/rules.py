@@ -50,6 +50,26 @@ RULES: tuple[Rule, ...] = (
 
 # Layers without variables that torchrs rebuilds from their config alone.
 STATELESS_LAYERS = frozenset({"DotInteraction", "InputLayer"})
+# Keras layers of functional graphs (merging, reshaping, inference-time no-ops): the config keys
+# torchrs.io rebuilds them from. Dropout is the identity at inference, as in Keras.
+GRAPH_LAYERS: dict[str, tuple[str, ...]] = {
+    "Concatenate": ("axis",),
+    "Add": (),
+    "Subtract": (),
+    "Multiply": (),
+    "Average": (),
+    "Maximum": (),
+    "Minimum": (),
+    "Dot": ("axes", "normalize"),
+    "Flatten": ("data_format",),
+    "Reshape": ("target_shape",),
+    "Dropout": ("rate",),
+}
+# TFRS tasks and metrics of a tfrs.Model: training-time parts (loss, metrics), skipped when found
+# beside the towers (by class name, as a Keras SavedModel records it).
+TRAINING_ONLY_LAYERS = frozenset({"Ranking", "Retrieval", "Task", "FactorizedTopK", "Factorized"})
+# Layers wrapping Python code: the export keeps only a traced graph of it, nothing torchrs can run.
+LAMBDA_LAYERS = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda"})
 # Preprocessing layers whose whole state is their Keras config (bin boundaries, salt...).
 CONFIG_LAYERS = frozenset({"Discretization", "Hashing"})
 # Lookup layers: their state is the table (exported from the model), not a variable.

@@ -67,30 +67,169 @@ def check_tensors(weights_file: Path, plan: Plan) -> int:
     return len(plan.tensors)
 
 
-# Towers whose first layer takes raw values the converter can make samples for (its vocabulary,
-# its bin boundaries, arbitrary strings); towers of float features are not probed.
-_PROBED_FIRST_LAYERS = frozenset(
-    {"StringLookup", "IntegerLookup", "Hashing", "TextVectorization", "Discretization"}
-)
+# Rows of the sample batch a tower is fed (its own sample values first, then random picks).
+SAMPLE_BATCH = 8
+# Length given to an axis the traced signature leaves open (a sequence of any length).
+SAMPLE_OPEN_AXIS = 4
+# Seed of the random samples: the check is reproducible.
+SAMPLE_SEED = 0
+
+_TOWERS = ("Sequential", "Functional")
+_INDEXES = ("BruteForce", "Streaming")
 
 
-def _towers(spec: dict[str, Any], module: Any, path: str) -> list[tuple[str, dict[str, Any], Any]]:
+def _parts(spec: dict[str, Any], module: Any, path: str, prefix: str) -> list[tuple[Any, ...]]:
+    """``(path, prefix, spec, module)`` of every tower and index to check."""
     cls = spec["class_name"]
-    if cls == "Sequential":
-        return [(path, spec, module)]
+    if cls in _TOWERS or cls in _INDEXES:
+        return [(path, prefix, spec, module)]
     if cls == "Container":
-        out = []
+        out: list[tuple[Any, ...]] = []
         for name, child in spec["children"].items():
-            out += _towers(child, getattr(module, name), f"{path}/{name}" if path else name)
+            child_path = f"{path}/{name}" if path else name
+            out += _parts(child, getattr(module, name), child_path, f"{prefix}{name}.")
         return out
     return []
+
+
+def _consumers(spec: dict[str, Any], module: Any, prefix: str) -> list[tuple[Any, ...]]:
+    """Per input of a tower: ``(spec, module, prefix)`` of the first layer that reads it."""
+    if spec["class_name"] == "Sequential":
+        if not spec["layers"]:
+            return [(None, None, None)]
+        first = _consumers(spec["layers"][0], module[0], f"{prefix}0.")
+        return first[:1]
+    if spec["class_name"] == "Functional":
+        names = spec["inputs"]
+        names = list(names.values()) if isinstance(names, dict) else list(names)
+        out = []
+        for name in names:
+            node = next(
+                (n for n in spec["nodes"] if [name, 0, 0] in _flat_refs(n["inbound"])), None
+            )
+            if node is None:
+                out.append((None, None, None))
+                continue
+            key = node["layer"]
+            inner = _consumers(spec["layers"][key], module.layers[key], f"{prefix}layers.{key}.")
+            out.append(inner[0])
+        return out
+    return [(spec, module, prefix)]
+
+
+def _flat_refs(structure: Any) -> list[list[Any]]:
+    if isinstance(structure, list) and len(structure) == 3 and isinstance(structure[0], str):
+        return [list(structure)]
+    values = structure.values() if isinstance(structure, dict) else structure
+    return [ref for value in values for ref in _flat_refs(value)]
+
+
+def _sample(
+    shape: list[int | None] | None,
+    dtype: str,
+    consumer: tuple[Any, ...],
+    plan: Plan,
+    rng: np.random.Generator,
+) -> np.ndarray | None:
+    """A sample batch for one input: the reader's sample values for its first layer (vocabulary
+    tokens and an OOV probe, bin boundaries...), else floats drawn around a Normalization's
+    statistics (standard normal otherwise), else valid Embedding ids; None when none fits.
+    """
+    from torch import nn
+
+    _spec, module, prefix = consumer
+    dims = list(shape) if shape is not None else [None]
+    batch = dims[0] or SAMPLE_BATCH
+    inner = [d if d else SAMPLE_OPEN_AXIS for d in dims[1:]]
+    count = batch * int(np.prod(inner, dtype=np.int64))
+    values = plan.samples.get(plan.sources.get(prefix, "\0")) if prefix is not None else None
+    if values:
+        picks = list(range(len(values)))[:count]
+        picks += list(rng.integers(0, len(values), count - len(picks)))
+        if dtype == "string":
+            array = np.empty(count, dtype=object)
+            array[:] = [values[i] for i in picks]
+        else:
+            array = np.asarray([values[i] for i in picks], dtype=dtype)
+        return array.reshape(batch, *inner)
+    if dtype.startswith("float"):
+        x = rng.normal(size=(batch, *inner))
+        mean = getattr(module, "adapt_mean", None)
+        variance = getattr(module, "adapt_variance", None)
+        if mean is None and module is not None and getattr(module, "input_mean", None) is not None:
+            mean, variance = module.input_mean, module.input_variance
+        if mean is not None and variance is not None:
+            mean = np.asarray(mean.detach() if hasattr(mean, "detach") else mean, dtype=float)
+            var = np.asarray(
+                variance.detach() if hasattr(variance, "detach") else variance, dtype=float
+            )
+            x = mean + np.sqrt(var) * x
+        return x.astype(dtype)
+    if dtype.startswith("int") and isinstance(module, nn.Embedding):
+        return rng.integers(0, module.num_embeddings, (batch, *inner)).astype(dtype)
+    return None
+
+
+def _tower_inputs(
+    path: str, spec: dict[str, Any], module: Any, prefix: str, plan: Plan, index_path: str | None
+) -> tuple[Any, Any] | None:
+    """(TF inputs, torch inputs) for a tower, from its traced signature; None if none fits."""
+    import torch
+
+    specs = plan.probe.input_specs(index_path if index_path is not None else path)
+    consumers = _consumers(spec, module, prefix)
+    if not specs or len(specs) != len(consumers):
+        return None
+    rng = np.random.default_rng(SAMPLE_SEED)
+    arrays = []
+    for (_name, shape, dtype), consumer in zip(specs, consumers, strict=True):
+        array = _sample(shape, dtype, consumer, plan, rng)
+        if array is None:
+            return None
+        arrays.append(array)
+    if len({a.shape[0] for a in arrays}) > 1:  # several inputs: one batch size
+        rows = min(a.shape[0] for a in arrays)
+        arrays = [a[:rows] for a in arrays]
+
+    def to_torch(array: np.ndarray) -> Any:
+        return array.tolist() if array.dtype == object else torch.from_numpy(array)
+
+    if len(arrays) == 1:
+        return arrays[0], to_torch(arrays[0])
+    names = spec.get("inputs")
+    if isinstance(names, dict):
+        keys = list(names)
+        return dict(zip(keys, arrays, strict=True)), {
+            k: to_torch(a) for k, a in zip(keys, arrays, strict=True)
+        }
+    return arrays, [to_torch(a) for a in arrays]
+
+
+def _call(module: Any, inputs: Any, **kwargs: Any) -> Any:
+    if isinstance(inputs, list) and inputs and not isinstance(inputs[0], bytes | str | list):
+        return module(*inputs, **kwargs)
+    return module(inputs, **kwargs)
+
+
+def _flatten_outputs(value: Any) -> list[np.ndarray]:
+    if isinstance(value, dict):
+        return [x for key in sorted(value) for x in _flatten_outputs(value[key])]
+    if isinstance(value, list | tuple):
+        return [x for item in value for x in _flatten_outputs(item)]
+    if hasattr(value, "detach"):
+        return [value.detach().cpu().numpy()]
+    return [np.asarray(value)]
 
 
 def forward_differences(out_dir: Path, plan: Plan) -> dict[str, float]:
     """Runs TF and the reloaded torchrs module on sample inputs; max |difference| per part.
 
-    Towers are fed their own vocabulary tokens plus an out-of-vocabulary probe; an index is queried
-    with the same tokens and must return the same identifiers.
+    Every tower (Sequential or functional, at the root or inside a ``tfrs.Model``) is fed sample
+    inputs shaped as its traced signature: string and integer inputs get the vocabulary of the
+    lookup reading them plus an out-of-vocabulary probe (or hashing / text samples); float inputs
+    get bin boundaries for a Discretization, values drawn around the adapted mean and variance
+    for a Normalization, standard normal values otherwise. An index is queried with its query
+    tower's samples and must return the same identifiers.
 
     Returns:
         ``{part: max_abs_diff}`` (``"<index>/ids_mismatch"`` counts differing top-K ids).
@@ -99,37 +238,42 @@ def forward_differences(out_dir: Path, plan: Plan) -> dict[str, float]:
 
     if plan.probe is None:
         return {}
-    probe: Callable[[str, list[Any]], Any] = plan.probe
+    probe: Callable[..., Any] = plan.probe
     module = torchrs.io.load(out_dir)
-    spec = plan.architecture
     results: dict[str, float] = {}
-    for path, tower_spec, tower in _towers(spec, module, ""):
-        first = tower_spec["layers"][0]["class_name"] if tower_spec["layers"] else None
-        samples = plan.samples.get(f"{path}/layer-0" if path else "layer-0")
-        if first not in _PROBED_FIRST_LAYERS or not samples:
-            continue
-        if any(layer["class_name"] == "GRU" for layer in tower_spec["layers"]):
-            # The export traced the tower for one sequence length only; sample sequences would
-            # not match its signature. The weights are still compared exactly above.
-            plan.notes.append(f"forward check not run for the recurrent tower {path or '<tower>'}")
-            continue
-        expected = np.asarray(probe(path, samples))
-        got = tower(samples).detach().numpy()
-        results[path or "<tower>"] = float(np.max(np.abs(expected - got)))
-    if spec["class_name"] == "BruteForce" and spec.get("query_model"):
-        query_layers = spec["query_model"].get("layers") or []
-        samples = plan.samples.get("query_model/layer-0")
-        if query_layers and samples:
-            tf_scores, tf_ids = probe("", samples)
-            k = int(np.asarray(tf_ids).shape[1])
-            scores, ids = module(samples, k=k)
-            results["<index>/scores"] = float(
-                np.max(np.abs(np.asarray(tf_scores) - scores.detach().numpy()))
+    for path, prefix, spec, part in _parts(plan.architecture, module, "", ""):
+        label = path or ("<index>" if spec["class_name"] in _INDEXES else "<tower>")
+        if spec["class_name"] in _TOWERS:
+            inputs = _tower_inputs(path, spec, part, prefix, plan, None)
+            if inputs is None:
+                plan.notes.append(f"forward check not run for {label}: no sample inputs fit it")
+                continue
+            expected = _flatten_outputs(probe(path, inputs[0]))
+            got = _flatten_outputs(_call(part, inputs[1]))
+            results[label] = max(
+                float(np.max(np.abs(e - g))) for e, g in zip(expected, got, strict=True)
             )
-            tf_ids = np.asarray(tf_ids)
-            if tf_ids.dtype == object:
-                tf_ids = np.vectorize(lambda b: b.decode("utf-8", "surrogateescape"))(tf_ids)
-            results["<index>/ids_mismatch"] = float(
-                np.sum(np.asarray(ids).astype(object) != tf_ids.astype(object))
-            )
+            continue
+        query = spec.get("query_model")
+        if not query or query["class_name"] not in _TOWERS:
+            plan.notes.append(f"forward check not run for {label}: it has no query tower")
+            continue
+        qpath = f"{path}/query_model" if path else "query_model"
+        inputs = _tower_inputs(qpath, query, part.query_model, f"{prefix}query_model.", plan, path)
+        if inputs is None:
+            plan.notes.append(f"forward check not run for {label}: no sample queries fit it")
+            continue
+        tf_scores, tf_ids = probe(path, inputs[0])
+        k = int(np.asarray(tf_ids).shape[1])
+        scores, ids = _call(part, inputs[1], k=k)
+        results[f"{label}/scores"] = float(
+            np.max(np.abs(np.asarray(tf_scores) - scores.detach().numpy()))
+        )
+        tf_ids = np.asarray(tf_ids)
+        if tf_ids.dtype == object:
+            tf_ids = np.vectorize(lambda b: b.decode("utf-8", "surrogateescape"))(tf_ids)
+        ids = ids.numpy() if hasattr(ids, "numpy") else np.asarray(ids)
+        results[f"{label}/ids_mismatch"] = float(
+            np.sum(np.asarray(ids).astype(object) != tf_ids.astype(object))
+        )
     return results

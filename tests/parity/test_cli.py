@@ -16,11 +16,6 @@ def test_unknown_scenario_is_a_usage_error(capsys) -> None:
     assert "Traceback" not in err
 
 
-def test_listed_but_unimplemented_scenario_says_so(capsys) -> None:
-    assert main(["run", "listwise"]) == EXIT_USAGE
-    assert "'listwise' is not implemented yet" in capsys.readouterr().err
-
-
 @pytest.mark.parametrize(
     ("seeds", "message"),
     [

@@ -27,6 +27,7 @@ def _failures(result) -> str:
         "basic_ranking",
         "dcn",
         "multitask",
+        "listwise",
         "context_features",
         "sequential_retrieval",
     ],
@@ -36,8 +37,9 @@ def test_lockstep_passes(tf_runs, scenario: str) -> None:
     result = run_scenario(scenario, prepared=prepared, tf_run=tf_run)
     assert result.passed, _failures(result)
     # 8,000 examples in batches of 819 -> 10 steps, each checked (context_features: batches of 205 -> 40;
-    # sequential_retrieval: 8,109 training sequences from the 10,000 ratings in batches of 1,280 -> 7).
-    steps = {"context_features": 40, "sequential_retrieval": 7}.get(scenario, 10)
+    # sequential_retrieval: 8,109 training sequences from the 10,000 ratings in batches of 1,280 -> 7;
+    # listwise: 5 lists per user with >= 5 ratings, 2,950 lists in batches of 819 -> 4).
+    steps = {"context_features": 40, "sequential_retrieval": 7, "listwise": 4}.get(scenario, 10)
     assert len(result.torch_run.step_losses) == len(tf_run.step_losses) == steps
     # The losses really moved (a harness comparing two constants would pass trivially).
     assert not np.allclose(tf_run.step_losses[0], tf_run.step_losses[-1], rtol=1e-3)
@@ -131,3 +133,61 @@ def test_gru_conversion_matches_the_keras_equations() -> None:
     back = torch_to_keras(converted)
     for name, value in keras.items():
         np.testing.assert_array_equal(back[name], value)
+
+
+@pytest.mark.tf
+def test_listwise_checks_each_model_and_its_tie_break_has_teeth(tf_runs) -> None:
+    from dataclasses import replace
+
+    from parity.harness import Prepared, compare, run_torch_side
+    from parity.tolerances import TOLERANCES
+
+    prepared, tf_run = tf_runs["listwise"]
+    # The tutorial's three models, each with its NDCG, RMSE and loss in the logs and its test-list scores.
+    for name in ("mse", "hinge", "listmle"):
+        for metric in ("ndcg_metric", "root_mean_squared_error", "loss"):
+            assert f"{name}/{metric}" in tf_run.metrics
+    lists = len(prepared.data.test["user_id"])
+    assert tf_run.predictions.shape == (lists, 5)  # the ListMLE model's scores
+    assert set(tf_run.extra_predictions) == {"mse test-list scores", "hinge test-list scores"}
+    # tfr's ListMLE breaks rating ties at random; the scenario breaks them by list position on both sides.
+    # A torchrs side that keeps tfr's random tie order (tie_break_step=0) must fail, on the ListMLE model only.
+    random_ties = Prepared(
+        prepared.scenario,
+        prepared.data,
+        replace(prepared.config, tie_break_step=0.0),
+        prepared.scale,
+    )
+    torch_run = run_torch_side(random_ties, tf_run.initial_weights)
+    failed = {
+        c.check
+        for c in compare("listwise", tf_run, torch_run, TOLERANCES["listwise"])
+        if not c.passed
+    }
+    assert any(check.startswith("final weights listmle.") for check in failed), failed
+    assert not any(
+        check.startswith(("final weights mse.", "final weights hinge.")) for check in failed
+    )
+    assert {"evaluate mse/loss", "evaluate hinge/loss"}.isdisjoint(failed)
+
+
+def test_listwise_tie_break_orders_tied_ratings_by_position() -> None:
+    import math
+
+    import torch
+
+    from parity.scenarios.listwise import TorchTieBreak
+    from torchrs.losses.listwise import ListMLELoss
+
+    # Ratings (4, 4, 3) become (4, 3.999, 2.998): items in list order, so ListMLE is that of labels (2, 1, 0):
+    # scores (0, 1, 2): [log(1 + e + e^2) - 0] + [log(e + e^2) - 1] + 0 = 2.407606 + 1.313262 = 3.720868.
+    loss = TorchTieBreak(ListMLELoss(), 1e-3)(
+        torch.tensor([[4.0, 4.0, 3.0]]), torch.tensor([[0.0, 1.0, 2.0]])
+    )
+    expected = math.log(1 + math.e + math.e**2) + math.log(math.e + math.e**2) - 1
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    # Padding (-1) is left alone, so the loss still ignores it.
+    padded = TorchTieBreak(ListMLELoss(), 1e-3)(
+        torch.tensor([[4.0, -1.0]]), torch.tensor([[0.0, 5.0]])
+    )
+    assert padded.item() == pytest.approx(0.0, abs=1e-6)

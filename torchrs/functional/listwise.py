@@ -139,7 +139,10 @@ def listwise_weights(labels: Tensor, sample_weight: Tensor | None = None) -> Ten
 
 
 def list_mle_loss(
-    labels: Tensor, logits: Tensor, generator: torch.Generator | None = None
+    labels: Tensor,
+    logits: Tensor,
+    generator: torch.Generator | None = None,
+    shuffle_values: Tensor | None = None,
 ) -> Tensor:
     """ListMLE: the negative Plackett-Luce log-likelihood of the items sorted by descending label.
 
@@ -148,14 +151,18 @@ def list_mle_loss(
     ~1e-10 share to the sums, exactly as tfr computes them).
 
     Ties: tfr sorts with ``shuffle_ties=True``, so items of equal label are put in a random order on every
-    call. Here too, drawn from ``generator`` (torch's global generator by default, so ``torch.manual_seed``
-    makes it reproducible); TF's random stream itself cannot be reproduced. Without ties among the valid
-    labels the result is deterministic.
+    call: it draws ``u = tf.random.uniform((B, L))``, visits the items in ``argsort(u)`` order and sorts that
+    sequence stably by descending label. Here too, with ``u`` drawn from ``generator`` (torch's global
+    generator by default, so ``torch.manual_seed`` makes it reproducible), or taken from ``shuffle_values``
+    to replay a given draw (e.g. TF's own, to reproduce a tfr value exactly). Without ties among the valid
+    labels the result does not depend on the draw.
 
     Args:
         labels: ``(B, L)`` graded relevance, ``< 0`` for padding.
         logits: ``(B, L)`` scores (already divided by the temperature).
         generator: optional random generator for tie-breaking.
+        shuffle_values: optional ``(B, L)`` values in ``[0, 1)`` that order the ties (tfr's uniform draw);
+            when given, ``generator`` is not used.
 
     Returns:
         ``(B, 1)`` per-list negative log-likelihoods.
@@ -172,7 +179,15 @@ def list_mle_loss(
     floor = labels.min(dim=1, keepdim=True).values - PADDING_SCORE_OFFSET  # (B, 1)
     scores = torch.where(mask, labels, floor.expand_as(labels))  # (B, L)
     # Random tie-breaking as tfr's sort_by_scores(shuffle_ties=True): shuffle, then a stable descending sort.
-    noise = torch.rand(labels.shape, generator=generator, device=labels.device)  # (B, L)
+    if shuffle_values is None:
+        noise = torch.rand(labels.shape, generator=generator, device=labels.device)  # (B, L)
+    else:
+        noise = torch.as_tensor(shuffle_values, device=labels.device)  # (B, L)
+        if noise.shape != labels.shape:
+            raise ValueError(
+                f"list_mle_loss: `shuffle_values` must have the labels' shape {tuple(labels.shape)}, got "
+                f"{tuple(noise.shape)}."
+            )
     shuffle = torch.sort(noise, dim=1, stable=True).indices  # (B, L)
     order = torch.sort(scores.gather(1, shuffle), dim=1, descending=True, stable=True).indices
     order = shuffle.gather(1, order)  # (B, L) items by descending label

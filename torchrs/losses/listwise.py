@@ -8,7 +8,8 @@ then the mean over lists).
 Inputs are ``(batch_size, list_size)`` labels and scores; pad short lists with label ``-1``. Losses are reduced
 the Keras way (default ``"auto"`` = ``SUM_OVER_BATCH_SIZE``: the sum of the weighted per-item or per-list losses
 divided by their count, padded items included). ``tensorflow-ranking`` is not a dependency: the math follows
-its published definitions, see :mod:`torchrs.functional.listwise`.
+its definitions (see :mod:`torchrs.functional.listwise`), and the tests compare values and gradients with
+tensorflow-ranking 0.5.5 itself.
 """
 
 from __future__ import annotations
@@ -80,14 +81,14 @@ class PairwiseHingeLoss(_RankingLoss):
     ``loss_i = Σ_j I[y_i > y_j] · max(0, 1 - (s_i - s_j))`` per item, weighted by item ``i``'s weight (0 on
     padded items), then reduced: by default ``Σ_{b,i} w_bi · loss_bi / (B · L)``.
 
-    Note the tfr quirk kept here: the Keras pairwise losses never divide the scores by ``temperature``
-    (only the listwise ones do), so ``temperature`` is accepted and ignored.
+    The scores are divided by ``temperature`` first (tfr's Keras ``_PairwiseLoss.call`` applies
+    ``get_logits``), so with ``temperature=T`` the margin is 1 on ``s / T``.
 
     Args:
         reduction: Keras reduction (``"auto"`` = ``"sum_over_batch_size"``, ``"sum"``, ``"none"``).
         name: loss name.
         lambda_weight: only ``None``.
-        temperature: accepted for compatibility; unused (see above).
+        temperature: scores are divided by it.
         ragged: only ``False`` (pad with label -1).
 
     >>> import torch
@@ -109,7 +110,7 @@ class PairwiseHingeLoss(_RankingLoss):
     def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
         """Per-item losses ``(B, L)`` before weighting and reduction."""
         y_true, y_pred = check_lists(y_true, y_pred, type(self).__name__)
-        return pairwise_hinge_loss(y_true, y_pred)
+        return pairwise_hinge_loss(y_true, y_pred / self._temperature)
 
     def forward(
         self, y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None

@@ -6,7 +6,8 @@ weight per list and keep their weighted running mean, like tfr's Keras ``Mean`` 
 :mod:`torchrs.functional.ranking_metrics` for the exact math (padding with label -1, per-list weights, tie rule).
 All states are torchmetrics states summed across processes (``dist_reduce_fx="sum"``).
 
-``tensorflow-ranking`` is not a dependency: these follow its published definitions (tfr 0.5.x).
+``tensorflow-ranking`` is not a dependency: these follow its definitions (tfr 0.5.x), and the tests compare them
+with tensorflow-ranking 0.5.5 itself.
 """
 
 from __future__ import annotations

@@ -1,13 +1,15 @@
-"""Listwise ranking losses (tfr.keras.losses semantics): hand-derived values.
+"""Listwise ranking losses (tfr.keras.losses semantics): hand-derived values, then tensorflow-ranking itself.
 
-tensorflow-ranking is not installed (and must not be), so there is no TF reference here: every expected number
-is derived by hand from tfr's published definitions (losses_impl.py / keras/losses.py), in the comments.
+The first tests derive every expected number by hand from tfr's definitions (losses_impl.py / keras/losses.py),
+in the comments. The ``tf``-marked tests at the end compare with tensorflow-ranking 0.5.5's own Keras losses
+(the ``tfr`` fixture) on random lists, values and gradients.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -68,12 +70,13 @@ def test_pairwise_hinge_reductions_and_gradient() -> None:
     torch.testing.assert_close(scores.grad, torch.tensor([[-0.5, 0.5]]))
 
 
-def test_pairwise_hinge_ignores_temperature_like_tfr() -> None:
-    # tfr's Keras _PairwiseLoss.call never divides by the temperature: same 0.6 as with temperature 1.
+def test_pairwise_hinge_divides_scores_by_temperature() -> None:
+    # tfr's Keras _PairwiseLoss.call applies get_logits: s / 0.5 = (1.2, 1.6), relu(1 - (1.2 - 1.6)) = 1.4,
+    # / 2 items = 0.7 (tfr gives 0.7; see test_pairwise_hinge_matches_tfr).
     loss = PairwiseHingeLoss(temperature=0.5)(
         torch.tensor([[1.0, 0.0]]), torch.tensor([[0.6, 0.8]])
     )
-    assert loss.item() == pytest.approx(0.6, rel=1e-6)
+    assert loss.item() == pytest.approx(0.7, rel=1e-6)
 
 
 def test_pairwise_functions() -> None:
@@ -220,3 +223,176 @@ def test_bad_inputs(loss_cls: type) -> None:
         loss_cls(temperature=0)
     with pytest.raises(ValueError, match="Invalid `reduction` 'mean'"):
         loss_cls(reduction="mean")
+
+
+# ------------------------------------------------------------------------------- tensorflow-ranking reference
+# tfr's ListMLE draws its tie-breaking values with this op-level seed (losses_impl.ListMLELoss: seed=37);
+# with the same global seed, `tf.random.uniform(shape, seed=37)` replays the draw the loss makes next.
+TFR_LIST_MLE_OP_SEED = 37
+WEIGHTINGS = ("none", "scalar", "per_list", "per_item")
+
+
+def _random_lists(
+    seed: int, ties: bool, batch: int = 12, list_size: int = 6
+) -> dict[str, np.ndarray]:
+    """Padded ("ragged-ish") lists: graded labels, -1 padding, scores and weights of every kind.
+
+    Row 0 is full length, row 1 a single item (label 0, so tfr's listwise weight Σw·y / Σy is 0), row 2 all
+    padding; the others have random lengths. ``ties=False`` makes the valid labels of a list distinct (a
+    permutation of 0 .. n-1); ``ties=True`` draws grades 0..3, so most lists hold ties.
+    """
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, list_size + 1, size=batch)
+    lengths[:3] = (list_size, 1, 0)
+    labels = np.full((batch, list_size), -1.0, np.float32)
+    for row, n in enumerate(lengths):
+        labels[row, :n] = rng.integers(0, 4, size=n) if ties else rng.permutation(n)
+    if ties:
+        labels[1, 0] = 0.0
+    item_weights = rng.uniform(0.0, 2.0, size=(batch, list_size)).astype(np.float32)
+    item_weights[3, 0] = 0.0  # a zero item weight
+    return {
+        "labels": labels,
+        # N(0, 2): hinge margins and softmax terms of every size; continuous, so no two scores are equal and
+        # no pair sits exactly on the hinge's kink.
+        "scores": rng.normal(0.0, 2.0, size=(batch, list_size)).astype(np.float32),
+        "none": None,
+        "scalar": np.float32(1.5),
+        "per_list": rng.uniform(0.5, 2.0, size=(batch, 1)).astype(np.float32),
+        "per_item": item_weights,
+    }
+
+
+def _tf_value_and_grad(tf, loss, labels, scores, weights):
+    s = tf.constant(scores)
+    with tf.GradientTape() as tape:
+        tape.watch(s)
+        value = loss(tf.constant(labels), s, sample_weight=weights)
+        total = tf.reduce_sum(value)
+    return value.numpy(), tape.gradient(total, s).numpy()
+
+
+def _torch_value_and_grad(loss, labels, scores, weights):
+    s = torch.tensor(scores, requires_grad=True)
+    value = loss(
+        torch.from_numpy(labels),
+        s,
+        sample_weight=None if weights is None else torch.tensor(weights),
+    )
+    value.sum().backward()
+    return value.detach().numpy(), s.grad.numpy()
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pairwise_hinge_matches_tfr(tf, tfr, seed: int) -> None:
+    # Labels with ties (tied pairs count in neither direction) and padding; every weighting, reduction and a
+    # temperature. Tolerance: float32 sums of <= 36 pair terms (and their mean) in another order: measured
+    # over 8 seeds <= 1.9e-7 relative (1.5e-5 absolute on sums up to 248); gradients are sums of +-w / T
+    # terms, measured <= 3.7e-9. A wrong pair direction, a missed padding mask or a reduction is >= 1e-2 off.
+    data = _random_lists(seed, ties=True)
+    for weighting in WEIGHTINGS:
+        for reduction in ("auto", "sum", "none"):
+            for temperature in (1.0, 0.5):
+                kwargs = {"reduction": reduction, "temperature": temperature}
+                ref, ref_grad = _tf_value_and_grad(
+                    tf,
+                    tfr.losses.PairwiseHingeLoss(**kwargs),
+                    data["labels"],
+                    data["scores"],
+                    data[weighting],
+                )
+                got, grad = _torch_value_and_grad(
+                    PairwiseHingeLoss(**kwargs), data["labels"], data["scores"], data[weighting]
+                )
+                where = f"{weighting=} {reduction=} {temperature=}"
+                np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5, err_msg=where)
+                np.testing.assert_allclose(grad, ref_grad, rtol=1e-5, atol=1e-5, err_msg=where)
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_list_mle_matches_tfr_without_ties(tf, tfr, seed: int) -> None:
+    # Distinct labels per list, so tfr's random tie-breaking has nothing to break: the loss is deterministic
+    # (the all-padding row is tied, but all its logits are log(1e-10), so every order gives log(6!)).
+    # Tolerance: sums of L log-sum-exp terms in float32 (TF and torch order cumsum / exp / log alike but
+    # round differently): measured over 8 seeds <= 1.8e-6 relative (3.1e-5 absolute on sums up to 248);
+    # gradients (|g| up to 17) <= 1.9e-6 absolute, i.e. float32 epsilon x |g|. A wrong sort direction or
+    # padding rule is off by > 0.1, a wrong list weight by a factor.
+    data = _random_lists(seed, ties=False)
+    for weighting in WEIGHTINGS:
+        for reduction in ("auto", "sum", "none"):
+            for temperature in (1.0, 0.5):
+                kwargs = {"reduction": reduction, "temperature": temperature}
+                ref, ref_grad = _tf_value_and_grad(
+                    tf,
+                    tfr.losses.ListMLELoss(**kwargs),
+                    data["labels"],
+                    data["scores"],
+                    data[weighting],
+                )
+                got, grad = _torch_value_and_grad(
+                    ListMLELoss(**kwargs), data["labels"], data["scores"], data[weighting]
+                )
+                where = f"{weighting=} {reduction=} {temperature=}"
+                np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5, err_msg=where)
+                np.testing.assert_allclose(grad, ref_grad, rtol=1e-5, atol=1e-5, err_msg=where)
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_list_mle_replays_tfr_tie_breaking(tf, tfr, seed: int) -> None:
+    # With ties tfr's ListMLE is random (it shuffles tied items on every call with tf.random.uniform(seed=37)).
+    # To compare exactly, the draw is replayed: after tf.random.set_seed(g) the eager op
+    # uniform(shape, seed=37) returns the values the loss draws next after the same set_seed(g); torchrs gets
+    # them as `shuffle_values`. Tolerances as in the tie-free test.
+    data = _random_lists(seed, ties=True)
+    labels, scores = data["labels"], data["scores"]
+    values_per_draw = []
+    for global_seed in (10, 11, 12):
+        for temperature in (1.0, 0.5):
+            tf.random.set_seed(global_seed)
+            draw = tf.random.uniform(labels.shape, seed=TFR_LIST_MLE_OP_SEED).numpy()
+            tf.random.set_seed(global_seed)
+            ref, ref_grad = _tf_value_and_grad(
+                tf,
+                tfr.losses.ListMLELoss(reduction="none", temperature=temperature),
+                labels,
+                scores,
+                None,
+            )
+            s = torch.tensor(scores, requires_grad=True)
+            got = list_mle_loss(
+                torch.from_numpy(labels), s / temperature, shuffle_values=torch.from_numpy(draw)
+            )
+            got.sum().backward()
+            where = f"{global_seed=} {temperature=}"
+            np.testing.assert_allclose(
+                got.detach().numpy(), ref, rtol=1e-5, atol=1e-5, err_msg=where
+            )
+            np.testing.assert_allclose(
+                s.grad.numpy(), ref_grad, rtol=1e-5, atol=1e-5, err_msg=where
+            )
+            if temperature == 1.0:
+                values_per_draw.append(ref)
+    # The draws really differ in outcome (else this test could not tell a tie rule from another).
+    assert not np.allclose(values_per_draw[0], values_per_draw[1]) or not np.allclose(
+        values_per_draw[0], values_per_draw[2]
+    )
+
+
+@pytest.mark.tf
+def test_mean_squared_error_on_lists_matches_the_tutorial_keras_loss(tf) -> None:
+    # The tutorial's pointwise model uses tf.keras.losses.MeanSquaredError on (B, L) lists: the per-list mean,
+    # then SUM_OVER_BATCH_SIZE over lists. Float32 means of <= 6 squares: measured <= 4.8e-7 relative.
+    data = _random_lists(0, ties=True)
+    labels = np.abs(data["labels"])  # the tutorial's lists have no padding
+    for weighting in ("none", "per_list"):
+        ref, ref_grad = _tf_value_and_grad(
+            tf, tf.keras.losses.MeanSquaredError(), labels, data["scores"], data[weighting]
+        )
+        got, grad = _torch_value_and_grad(
+            MeanSquaredError(), labels, data["scores"], data[weighting]
+        )
+        np.testing.assert_allclose(got, ref, rtol=1e-6)
+        np.testing.assert_allclose(grad, ref_grad, rtol=1e-6, atol=1e-7)

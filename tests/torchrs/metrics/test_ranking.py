@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -256,3 +257,71 @@ def test_auc_and_accuracy_match_keras(tf, seed: int, weighted: bool) -> None:
             )
         expected = float(keras_metric.result().numpy())
         assert metric.result().item() == pytest.approx(expected, rel=1e-6), keras_metric.name
+
+
+# ------------------------------------------------------------------------------- tensorflow-ranking reference
+def _random_ranking_batch(rng: np.random.Generator, batch: int = 16, list_size: int = 7) -> dict:
+    """Graded labels 0..4 (ties within lists), -1 padding of random lengths, continuous scores, weights.
+
+    Row 0 has no relevant item (tfr's per-list weight fallback), row 1 a zero item weight (tfr masks items
+    with weight <= 0). Scores are continuous, so no two are equal: tfr breaks score ties at random, torchrs by
+    input order (see test_tied_scores_give_one_of_tfrs_outcomes).
+    """
+    lengths = rng.integers(1, list_size + 1, size=batch)
+    labels = rng.integers(0, 5, size=(batch, list_size)).astype(np.float32)
+    labels[np.arange(list_size) >= lengths[:, None]] = -1.0
+    labels[0] = np.where(labels[0] >= 0, 0.0, -1.0)
+    item_weights = rng.uniform(0.2, 2.0, size=(batch, list_size)).astype(np.float32)
+    item_weights[1, 0] = 0.0
+    return {
+        "labels": labels,
+        "scores": rng.normal(size=(batch, list_size)).astype(np.float32),
+        "none": None,
+        "per_list": rng.uniform(0.2, 2.0, size=(batch, 1)).astype(np.float32),
+        "per_item": item_weights,
+    }
+
+
+# Tolerance 1e-6 absolute on metrics in [0, 1]: both sides sort identically (no score ties) and sum <= 7
+# float32 gains x discounts, then a weighted mean over 32 lists; measured <= 1.8e-7 over 8 seeds. A wrong
+# discount, gain, padding rule, topn cutoff or per-list weight is >= 1e-3 off on these lists.
+@pytest.mark.tf
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("weighting", ["none", "per_list", "per_item"])
+def test_ranking_metrics_match_tfr(tfr, seed: int, weighting: str) -> None:
+    rng = np.random.default_rng(seed)
+    batches = [_random_ranking_batch(rng) for _ in range(2)]  # running mean over two updates
+    pairs = [(tfr.metrics.NDCGMetric, NDCGMetric), (tfr.metrics.MRRMetric, MRRMetric)]
+    pairs.append((tfr.metrics.MeanAveragePrecisionMetric, MeanAveragePrecisionMetric))
+    for tfr_cls, cls in pairs:
+        for topn in (None, 1, 3, 10):  # 10 > list size: the whole list
+            reference, metric = tfr_cls(topn=topn), cls(topn=topn)
+            # Same default names in the logs (Keras appends _1, _2, ... to repeated default names).
+            assert metric.name == re.sub(r"_\d+$", "", reference.name)
+            for b in batches:
+                weights = b[weighting]
+                reference.update_state(b["labels"], b["scores"], sample_weight=weights)
+                metric.update_state(
+                    torch.from_numpy(b["labels"]),
+                    torch.from_numpy(b["scores"]),
+                    sample_weight=None if weights is None else torch.from_numpy(weights),
+                )
+            expected = float(reference.result().numpy())
+            assert metric.result().item() == pytest.approx(expected, abs=1e-6), (cls, topn)
+
+
+@pytest.mark.tf
+def test_tied_scores_give_one_of_tfrs_outcomes(tf, tfr) -> None:
+    # All three scores equal: tfr orders the items at random on every call, torchrs keeps the input order
+    # (labels 0, 1, 2 at ranks 1, 2, 3: DCG = 1/log2(3) + 3/2 = 2.130930, ideal 3 + 1/log2(3) = 3.630930,
+    # NDCG = 0.586883). Over 30 seeded tfr draws that outcome must be among tfr's (6 orders, each drawn with
+    # probability 1/6: missing it 30 times would have probability (5/6)^30 = 0.4%, and the seeds fix it).
+    labels, scores = np.array([[0.0, 1.0, 2.0]], np.float32), np.zeros((1, 3), np.float32)
+    outcomes = set()
+    for seed in range(30):
+        tf.random.set_seed(seed)
+        outcomes.add(round(float(tfr.metrics.NDCGMetric()(labels, scores).numpy()), 5))
+    metric = NDCGMetric()
+    metric.update_state(torch.from_numpy(labels), torch.from_numpy(scores))
+    assert metric.result().item() == pytest.approx(2.130930 / 3.630930, rel=1e-6)
+    assert len(outcomes) > 1 and round(metric.result().item(), 5) in outcomes
