@@ -21,9 +21,11 @@ setup: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m parity.demo --report reports/demo
+	$(PY) -m parity validate reports/demo/export/tf_index reports/demo/export/torchrs_index --report reports/validate
 	$(PY) -m parity run basic_retrieval --report reports/parity
-	@echo "Demo report:   $(CURDIR)/reports/demo/report.md"
-	@echo "Parity report: $(CURDIR)/reports/parity/report.md"
+	@echo "Demo report:       $(CURDIR)/reports/demo/report.md"
+	@echo "Validation report: $(CURDIR)/reports/validate/report.md"
+	@echo "Parity report:     $(CURDIR)/reports/parity/report.md"
 
 test: $(STAMP)
 	$(PY) -m pytest

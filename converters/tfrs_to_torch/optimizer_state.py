@@ -217,6 +217,16 @@ NEW_LAYOUTS = {
 LEGACY_MODULE = "torchrs.optim.legacy"
 
 
+#: Legacy momentum is lazy on IndexedSlices rows, which only a sparse torch gradient can reproduce.
+LEGACY_SPARSE_MOMENTUM_NOTE = (
+    "Keras legacy SGD with momentum updates embedding rows lazily (a row without gradient in the "
+    "batch keeps its velocity and does not move); torchrs.optim.legacy.SGD does the same for "
+    "sparse gradients only, so build the Embedding layers with sparse=True (or set "
+    "`embedding.sparse = True` on a module from torchrs.load): a dense gradient cannot tell a "
+    "missing row from a zero gradient."
+)
+
+
 def _legacy(
     keras_class: str, slots: dict[str, str], required: set[str], **kw: Any
 ) -> tuple[str, Layout]:
@@ -946,6 +956,8 @@ def _caveats(layout: Layout, config: dict[str, Any], hyper: dict[str, Any]) -> l
             "Keras AdamW is torchrs.optim.Adam with weight_decay: pass the AdamW's weight_decay "
             "(Keras default 0.004), which checkpoints do not store."
         )
+    if layout.keras_class == "legacy.SGD" and hyper.get("momentum"):
+        notes.append(LEGACY_SPARSE_MOMENTUM_NOTE)
     if not config:
         notes.append(
             "A checkpoint does not store epsilon, amsgrad, nesterov, clipping or weight decay: "
