@@ -928,6 +928,29 @@ def structural_parameter_keys(module: nn.Module) -> dict[str, str]:
     return out
 
 
+def _check_lazy_momentum_embeddings(
+    optimizer: torch.optim.Optimizer, module: nn.Module, package: str, class_name: str
+) -> None:
+    """Legacy Keras momentum moves only the embedding rows a batch touched (TF's gradient of a gather is
+    sparse); a dense torch gradient cannot tell an untouched row from a zero gradient, so it would move every
+    row by its velocity and leave TF's trajectory."""
+    if package != "torchrs.optim.legacy" or class_name != "SGD":
+        return
+    if not any(group.get("momentum", 0.0) for group in optimizer.param_groups):
+        return
+    optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    dense = [
+        name
+        for name, layer in module.named_modules()
+        if isinstance(layer, nn.Embedding) and not layer.sparse and id(layer.weight) in optimized
+    ]
+    if dense:
+        raise ValueError(
+            f"Legacy Keras SGD with momentum updates embedding rows lazily, which needs sparse gradients, but "
+            f"these embeddings produce dense ones: {dense}. Set `.sparse = True` on them before training."
+        )
+
+
 def load_optimizer_state(
     optimizer: torch.optim.Optimizer, module: nn.Module, directory: str | os.PathLike[str]
 ) -> dict[str, list[str]]:
@@ -988,6 +1011,7 @@ def load_optimizer_state(
             f"optimizer has amsgrad={amsgrad} but the Keras Adam had amsgrad={spec.get('amsgrad')}; "
             "build the optimizer with the same setting."
         )
+    _check_lazy_momentum_embeddings(optimizer, module, package, expected)
     variables: dict[str, dict[str, Any]] = spec["variables"]
     by_key = {entry["key"]: (path, entry) for path, entry in variables.items()}
     targets = structural_parameter_keys(module)
@@ -1019,7 +1043,8 @@ def load_optimizer_state(
             param = params[name]
             if id(param) not in optimized:
                 continue
-            path, entry = by_key[key] if variables else (key, {"slots": [], "transpose": False})
+            slotless: dict[str, Any] = {"slots": [], "transpose": False}  # iterations only
+            path, entry = by_key[key] if variables else (key, slotless)
             slots: dict[str, torch.Tensor] = {}
             for slot in entry["slots"]:
                 value = handle.get_tensor(f"{spec.get('prefix', OPTIMIZER_PREFIX)}{path}/{slot}")
