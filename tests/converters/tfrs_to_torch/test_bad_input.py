@@ -116,16 +116,23 @@ def test_existing_non_empty_out_dir(exports, tmp_path, capsys) -> None:
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
 def test_read_only_out_location(exports, tmp_path, capsys) -> None:
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    try:
-        code, err = _run(capsys, str(exports.tower_keras), "--out", str(locked / "o"))
-    finally:
-        locked.chmod(0o700)
-    assert code == 2 and "permission denied" in err
+    # Root ignores permission bits, so as root (CI) the location is inside sysfs, where the kernel refuses to
+    # create directories even for root; otherwise a directory without write permission.
+    if os.geteuid() == 0:
+        out = Path("/sys/torchrs_converter_out")
+        code, err = _run(capsys, str(exports.tower_keras), "--out", str(out))
+        assert not out.exists()
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        try:
+            code, err = _run(capsys, str(exports.tower_keras), "--out", str(locked / "o"))
+        finally:
+            locked.chmod(0o700)
+    assert code == 2
+    assert "Choose a writable --out" in err or "permission denied" in err.lower()
 
 
 def test_read_only_out_location_as_root(exports, tmp_path, capsys, monkeypatch) -> None:
