@@ -27,24 +27,20 @@ import numpy as np
 import torch
 from torch import nn
 
+from torchrs.functional.merging import MERGE_MODES
+from torchrs.layers.merging import Concatenate, Dot, Merge
+from torchrs.layers.recurrent import GRU
+from torchrs.layers.reshaping import Flatten, Reshape
+
 __all__ = [
     "FORMAT_VERSION",
     "OPTIMIZER_PREFIX",
     "Container",
     "Functional",
-    "KerasConcatenate",
-    "KerasDot",
-    "KerasFlatten",
-    "KerasGRU",
-    "KerasMerge",
-    "KerasReshape",
     "Tower",
     "build_module",
-    "keras_batch_dot",
-    "keras_merge",
     "load",
     "load_optimizer_state",
-    "masked_gru",
     "save",
     "structural_parameter_keys",
 ]
@@ -57,8 +53,6 @@ WEIGHTS_FILE = "model.safetensors"
 OPTIMIZER_PREFIX = "optimizer/"
 # Decoding of string identifiers: any byte string maps to a str and back (like StringLookup).
 _ESCAPE_ERRORS = "surrogateescape"
-#: ``tf.linalg.l2_normalize``'s default epsilon (``Dot(normalize=True)``): sum of squares floor.
-L2_NORMALIZE_EPSILON = 1e-12
 
 
 class Tower(nn.Sequential):
@@ -81,293 +75,6 @@ class Tower(nn.Sequential):
         return inputs
 
 
-def masked_gru(
-    inputs: torch.Tensor,
-    mask: torch.Tensor,
-    gru: nn.GRU,
-    return_sequences: bool = False,
-    zero_output_for_mask: bool = False,
-) -> torch.Tensor:
-    """A Keras GRU (``reset_after=True``) over masked steps, as ``tf.keras.backend.rnn`` runs it.
-
-    At a masked step the state is carried over unchanged and the output repeats the previous
-    output (zeros with ``zero_output_for_mask``); the result is the last output.
-
-    Args:
-        inputs: ``(B, T, in)`` batch-first sequences.
-        mask: ``(B, T)`` bool, True where a step is real (``ids != 0`` of ``Embedding(mask_zero)``).
-        gru: the ``torch.nn.GRU`` holding the weights (gates r, z, n).
-        return_sequences: return every step's output ``(B, T, units)``.
-        zero_output_for_mask: output zeros at masked steps (Keras's RNN option).
-
-    Returns:
-        ``(B, units)``, or ``(B, T, units)`` with ``return_sequences``.
-
-    >>> gru = nn.GRU(2, 3, batch_first=True)
-    >>> x = torch.randn(1, 4, 2)
-    >>> full = masked_gru(x, torch.ones(1, 4, dtype=torch.bool), gru)
-    >>> torch.allclose(full, gru(x)[0][:, -1], atol=1e-6)
-    True
-    >>> cut = masked_gru(x, torch.tensor([[True, True, False, False]]), gru)
-    >>> torch.allclose(cut, gru(x[:, :2])[0][:, -1], atol=1e-6)
-    True
-    """
-    if mask.shape != inputs.shape[:2]:
-        raise ValueError(
-            f"mask must have shape (batch, time) = {tuple(inputs.shape[:2])}; got {tuple(mask.shape)}."
-        )
-    mask = mask.to(torch.bool)
-    weight_ih, bias_ih = gru.get_parameter("weight_ih_l0"), gru.get_parameter("bias_ih_l0")
-    weight_hh, bias_hh = gru.get_parameter("weight_hh_l0"), gru.get_parameter("bias_hh_l0")
-    gates_x = inputs @ weight_ih.T + bias_ih  # (B, T, 3u)
-    state = inputs.new_zeros(inputs.shape[0], gru.hidden_size)  # (B, u)
-    output = state  # (B, u): Keras starts the "previous output" at zeros
-    outputs = []
-    for step in range(inputs.shape[1]):
-        x_r, x_z, x_n = gates_x[:, step].chunk(3, dim=-1)  # (B, u) each
-        h_r, h_z, h_n = (state @ weight_hh.T + bias_hh).chunk(3, dim=-1)  # (B, u) each
-        reset = torch.sigmoid(x_r + h_r)
-        update = torch.sigmoid(x_z + h_z)
-        candidate = torch.tanh(x_n + reset * h_n)
-        new_state = update * state + (1 - update) * candidate  # (B, u)
-        keep = mask[:, step].unsqueeze(-1)  # (B, 1)
-        state = torch.where(keep, new_state, state)
-        previous = torch.zeros_like(output) if zero_output_for_mask else output
-        output = torch.where(keep, new_state, previous)
-        outputs.append(output)
-    if return_sequences:
-        return torch.stack(outputs, dim=1)  # (B, T, u)
-    return output
-
-
-class KerasGRU(nn.Module):
-    """A converted Keras ``GRU`` (``reset_after=True``, tanh / sigmoid): ``torch.nn.GRU`` underneath.
-
-    Inputs are batch first ``(B, T, in)``; the output is the last state ``(B, units)``, or every
-    state ``(B, T, units)`` with ``return_sequences=True``, as in Keras. With a ``mask``
-    (``(B, T)`` bool, from an ``Embedding(mask_zero=True)``) masked steps are skipped as Keras
-    skips them (see :func:`masked_gru`).
-
-    >>> gru = KerasGRU(4, input_dim=3)
-    >>> gru(torch.zeros(2, 5, 3)).shape
-    torch.Size([2, 4])
-    """
-
-    def __init__(
-        self,
-        units: int,
-        input_dim: int,
-        return_sequences: bool = False,
-        zero_output_for_mask: bool = False,
-    ) -> None:
-        super().__init__()
-        self.units = units
-        self.return_sequences = return_sequences
-        self.zero_output_for_mask = zero_output_for_mask
-        self.gru = nn.GRU(input_dim, units, batch_first=True)
-
-    def forward(self, inputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        if inputs.dim() != 3:
-            raise ValueError(
-                f"GRU expects inputs of shape (batch, time, features); got {tuple(inputs.shape)}."
-            )
-        if mask is not None:
-            return masked_gru(
-                inputs, mask, self.gru, self.return_sequences, self.zero_output_for_mask
-            )
-        outputs, _ = self.gru(inputs)  # (B, T, units)
-        return outputs if self.return_sequences else outputs[:, -1]  # (B, units)
-
-
-def _expand_to_same_rank(inputs: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Keras ``_Merge``: lower-rank inputs get axes inserted at 1 until all ranks are equal."""
-    rank = max(x.dim() for x in inputs)
-    out = []
-    for x in inputs:
-        while x.dim() < rank:
-            x = x.unsqueeze(1)
-        out.append(x)
-    return out
-
-
-#: Keras merge layers computed element-wise (``tf.keras.layers.Add`` ...), by class name.
-MERGE_MODES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")
-
-
-def keras_merge(inputs: list[torch.Tensor], mode: str) -> torch.Tensor:
-    """An element-wise Keras merge (``Add``, ``Subtract``, ``Multiply``, ``Average``, ``Maximum``,
-    ``Minimum``), folded left to right as Keras folds it, inputs broadcast like Keras.
-
-    Args:
-        inputs: at least one tensor (``Subtract``: exactly two).
-        mode: one of :data:`MERGE_MODES`.
-
-    Returns:
-        The merged tensor.
-
-    >>> keras_merge([torch.tensor([[1.0, 2.0]]), torch.tensor([[3.0, 5.0]])], "Average").tolist()
-    [[2.0, 3.5]]
-    """
-    if mode not in MERGE_MODES:
-        raise ValueError(f"mode must be one of {MERGE_MODES}; got {mode!r}.")
-    if not isinstance(inputs, list | tuple) or not inputs:
-        raise ValueError(f"A {mode} layer takes a non-empty list of tensors; got {type(inputs)}.")
-    tensors = _expand_to_same_rank([torch.as_tensor(x) for x in inputs])
-    if mode == "Subtract":
-        if len(tensors) != 2:
-            raise ValueError(f"A Subtract layer takes exactly 2 inputs; got {len(tensors)}.")
-        return tensors[0] - tensors[1]
-    out = tensors[0]
-    for x in tensors[1:]:
-        if mode in ("Add", "Average"):
-            out = out + x
-        elif mode == "Multiply":
-            out = out * x
-        elif mode == "Maximum":
-            out = torch.maximum(out, x)
-        else:
-            out = torch.minimum(out, x)
-    return out / len(tensors) if mode == "Average" else out
-
-
-def _l2_normalize(x: torch.Tensor, dim: int) -> torch.Tensor:
-    """``tf.linalg.l2_normalize``: ``x * rsqrt(max(sum(x ** 2), 1e-12))``."""
-    square_sum = torch.sum(x * x, dim=dim, keepdim=True)
-    return x * torch.rsqrt(torch.clamp(square_sum, min=L2_NORMALIZE_EPSILON))
-
-
-def keras_batch_dot(x: torch.Tensor, y: torch.Tensor, axes: tuple[int, int]) -> torch.Tensor:
-    """``tf.keras.backend.batch_dot``: per-example dot products over ``axes`` (batch axis 0 kept).
-
-    The output shape is ``x.shape`` without its batch and ``axes[0]`` dimensions followed by
-    ``y.shape`` without its batch and ``axes[1]`` dimensions; two rank-2 inputs give ``(B, 1)``.
-
-    Args:
-        x: ``(B, ...)`` tensor.
-        y: ``(B, ...)`` tensor.
-        axes: the contracted axis of ``x`` and of ``y`` (negative values count from the end).
-
-    Returns:
-        The batched dot product.
-
-    >>> keras_batch_dot(torch.ones(2, 3), torch.ones(2, 3), (1, 1)).tolist()
-    [[3.0], [3.0]]
-    >>> keras_batch_dot(torch.ones(2, 4, 3), torch.ones(2, 5, 3), (2, 2)).shape
-    torch.Size([2, 4, 5])
-    """
-    a0 = axes[0] % x.dim()
-    a1 = axes[1] % y.dim()
-    if a0 == 0 or a1 == 0:
-        raise ValueError(f"Cannot perform batch_dot over axis 0 (axes={axes}).")
-    if x.shape[a0] != y.shape[a1]:
-        raise ValueError(
-            f"batch_dot: x.shape[{a0}] != y.shape[{a1}] ({x.shape[a0]} != {y.shape[a1]}) for "
-            f"shapes {tuple(x.shape)} and {tuple(y.shape)}."
-        )
-    x_rank, y_rank = x.dim(), y.dim()
-    if x_rank == 2:
-        x, a0 = x.unsqueeze(1), a0 + 1
-    if y_rank == 2:
-        y = y.unsqueeze(2)
-    x = x.movedim(a0, -1)  # (B, ..., d)
-    y = y.movedim(a1, 1)  # (B, d, ...)
-    x_mid, y_trail = x.shape[1:-1], y.shape[2:]
-    result = torch.bmm(
-        x.reshape(x.shape[0], -1, x.shape[-1]), y.reshape(y.shape[0], y.shape[1], -1)
-    )
-    result = result.reshape(x.shape[0], *x_mid, *y_trail)
-    if x_rank == 2:
-        result = result.squeeze(1)
-    elif y_rank == 2:
-        result = result.squeeze(-1)
-    return result
-
-
-class KerasMerge(nn.Module):
-    """``tf.keras.layers.Add`` / ``Subtract`` / ``Multiply`` / ``Average`` / ``Maximum`` / ``Minimum``.
-
-    >>> KerasMerge("Add")([torch.ones(1, 2), torch.ones(1, 2)]).tolist()
-    [[2.0, 2.0]]
-    """
-
-    def __init__(self, mode: str) -> None:
-        super().__init__()
-        if mode not in MERGE_MODES:
-            raise ValueError(f"mode must be one of {MERGE_MODES}; got {mode!r}.")
-        self.mode = mode
-
-    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
-        return keras_merge(inputs, self.mode)
-
-
-class KerasConcatenate(nn.Module):
-    """``tf.keras.layers.Concatenate(axis=-1)`` on a list of tensors.
-
-    >>> KerasConcatenate()([torch.ones(1, 2), torch.zeros(1, 1)]).tolist()
-    [[1.0, 1.0, 0.0]]
-    """
-
-    def __init__(self, axis: int = -1) -> None:
-        super().__init__()
-        self.axis = axis
-
-    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
-        return torch.cat(list(inputs), dim=self.axis)
-
-
-class KerasDot(nn.Module):
-    """``tf.keras.layers.Dot(axes, normalize)``: batched dot product of two tensors.
-
-    >>> KerasDot(axes=1)([torch.tensor([[3.0, 4.0]]), torch.tensor([[3.0, 4.0]])]).tolist()
-    [[25.0]]
-    >>> KerasDot(axes=1, normalize=True)([torch.tensor([[3.0, 4.0]]), torch.tensor([[3.0, 4.0]])])
-    tensor([[1.]])
-    """
-
-    def __init__(self, axes: int | tuple[int, int] | list[int], normalize: bool = False) -> None:
-        super().__init__()
-        self.axes = axes if isinstance(axes, int) else (int(axes[0]), int(axes[1]))
-        self.normalize = normalize
-
-    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
-        if len(inputs) != 2:
-            raise ValueError(f"A Dot layer takes exactly 2 inputs; got {len(inputs)}.")
-        x, y = inputs
-        axes = (self.axes, self.axes) if isinstance(self.axes, int) else self.axes
-        axes = (axes[0] % x.dim(), axes[1] % y.dim())
-        if self.normalize:
-            x, y = _l2_normalize(x, axes[0]), _l2_normalize(y, axes[1])
-        return keras_batch_dot(x, y, axes)
-
-
-class KerasFlatten(nn.Module):
-    """``tf.keras.layers.Flatten()`` (channels last): ``(B, ...) -> (B, prod(...))``; ``(B,) -> (B, 1)``.
-
-    >>> KerasFlatten()(torch.zeros(2, 3, 4)).shape
-    torch.Size([2, 12])
-    """
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        if inputs.dim() == 1:
-            return inputs.unsqueeze(1)  # (B, 1)
-        return inputs.reshape(inputs.shape[0], -1)  # (B, N)
-
-
-class KerasReshape(nn.Module):
-    """``tf.keras.layers.Reshape(target_shape)``: the batch axis is kept, ``-1`` is inferred.
-
-    >>> KerasReshape((3, -1))(torch.zeros(2, 12)).shape
-    torch.Size([2, 3, 4])
-    """
-
-    def __init__(self, target_shape: tuple[int, ...] | list[int]) -> None:
-        super().__init__()
-        self.target_shape = tuple(int(d) for d in target_shape)
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return inputs.reshape(inputs.shape[0], *self.target_shape)
-
-
 def _mask_passing(layer: nn.Module) -> bool:
     """Layers Keras lets a mask through unchanged (``supports_masking`` without ``compute_mask``)."""
     from torchrs.layers._keras_init import KerasDense
@@ -388,7 +95,7 @@ def _merge_masks(masks: Any) -> torch.Tensor | None:
 
 def _call_with_mask(layer: nn.Module, inputs: Any, mask: Any) -> tuple[Any, torch.Tensor | None]:
     """Calls ``layer`` as Keras does with the implicit mask; returns ``(outputs, output mask)``."""
-    if isinstance(layer, KerasGRU):
+    if isinstance(layer, GRU):
         outputs = layer(inputs, mask=mask)
         return outputs, (mask if layer.return_sequences else None)
     outputs = layer(inputs)
@@ -396,8 +103,8 @@ def _call_with_mask(layer: nn.Module, inputs: Any, mask: Any) -> tuple[Any, torc
         return outputs, torch.as_tensor(inputs, device=outputs.device) != 0  # Keras compute_mask
     if _mask_passing(layer):
         return outputs, mask
-    if isinstance(layer, KerasMerge | KerasConcatenate) and isinstance(mask, list | tuple):
-        if isinstance(layer, KerasConcatenate) and layer.axis not in (-1, outputs.dim() - 1):
+    if isinstance(layer, Merge | Concatenate) and isinstance(mask, list | tuple):
+        if isinstance(layer, Concatenate) and layer.axis not in (-1, outputs.dim() - 1):
             if any(m is not None for m in mask):
                 raise ValueError(
                     "A masked tensor reaches a Concatenate over a non-last axis; Keras's mask "
@@ -450,7 +157,7 @@ class Functional(nn.Module):
 
     >>> from torchrs.layers._keras_init import KerasDense
     >>> model = Functional(
-    ...     {"a": KerasDense(2, input_dim=3), "b": KerasDense(2, input_dim=3), "sum": KerasMerge("Add")},
+    ...     {"a": KerasDense(2, input_dim=3), "b": KerasDense(2, input_dim=3), "sum": Merge("Add")},
     ...     [
     ...         {"layer": "a", "node_index": 0, "inbound": ["x", 0, 0]},
     ...         {"layer": "b", "node_index": 0, "inbound": ["y", 0, 0]},
@@ -620,15 +327,15 @@ def build_module(
         }
         return Functional(layers, spec["nodes"], spec["inputs"], spec["outputs"])
     if cls in MERGE_MODES:
-        return KerasMerge(cls)
+        return Merge(cls)
     if cls == "Concatenate":
-        return KerasConcatenate(int(config.get("axis", -1)))
+        return Concatenate(int(config.get("axis", -1)))
     if cls == "Dot":
-        return KerasDot(config["axes"], normalize=bool(config.get("normalize", False)))
+        return Dot(config["axes"], normalize=bool(config.get("normalize", False)))
     if cls == "Flatten":
-        return KerasFlatten()
+        return Flatten()
     if cls == "Reshape":
-        return KerasReshape(config["target_shape"])
+        return Reshape(config["target_shape"])
     if cls == "Dropout":
         return nn.Dropout(float(config.get("rate", 0.0)))
     if cls == "Container":
@@ -649,7 +356,7 @@ def build_module(
 
         return getattr(preprocessing, cls)(**config)  # type: ignore[no-any-return]
     if cls == "GRU":
-        return KerasGRU(
+        return GRU(
             int(config["units"]),
             input_dim=int(shapes["gru.weight_ih_l0"][1]),
             return_sequences=bool(config.get("return_sequences", False)),

@@ -155,7 +155,7 @@ def _tf_sources(model_dir: str | os.PathLike[str]) -> list[_Source]:
 
 def _gru_sources(sources: list[_Source]) -> list[_Source]:
     """Keras GRU cells (``X/cell/kernel``, ``recurrent_kernel [u, 3u]``, ``bias [2, 3u]``) become
-    the ``torch.nn.GRU`` tensors of a :class:`torchrs.io.KerasGRU` at ``X``
+    the ``torch.nn.GRU`` tensors of a :class:`torchrs.layers.GRU` at ``X``
     (``X.gru.weight_ih_l0``...), gate blocks reordered from Keras (z, r, h) to torch (r, z, n).
     """
     by_key = {s.key: s for s in sources}

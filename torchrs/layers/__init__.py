@@ -1,18 +1,45 @@
-"""Layers, as ``tfrs.layers`` (plus the Keras core layers TFRS models use: ``Embedding``, ``Dense``)."""
+"""Layers, as ``tfrs.layers``, plus the Keras core layers TFRS models use (``Embedding``, ``Dense``, ``GRU``,
+the merge layers ``Concatenate`` / ``Add`` / ``Dot`` ..., ``Flatten``, ``Reshape``)."""
 
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
-_SUBMODULES = ("blocks", "dcn", "embedding", "factorized_top_k", "feature_interaction", "loss")
+_SUBMODULES = (
+    "blocks",
+    "dcn",
+    "embedding",
+    "factorized_top_k",
+    "feature_interaction",
+    "loss",
+    "merging",
+    "recurrent",
+    "reshaping",
+)
+# Keras core layers TFRS models use, by name -> the submodule that defines them.
+_KERAS_LAYERS = {
+    "Add": "merging",
+    "Average": "merging",
+    "Concatenate": "merging",
+    "Dot": "merging",
+    "Maximum": "merging",
+    "Minimum": "merging",
+    "Multiply": "merging",
+    "Subtract": "merging",
+    "Flatten": "reshaping",
+    "Reshape": "reshaping",
+    "GRU": "recurrent",
+}
 
-__all__ = ["Dense", "Embedding", *_SUBMODULES]
+__all__ = ["Dense", "Embedding", *_KERAS_LAYERS, *_SUBMODULES]
 
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
         return importlib.import_module(f"torchrs.layers.{name}")
+    if name in _KERAS_LAYERS:
+        return getattr(importlib.import_module(f"torchrs.layers.{_KERAS_LAYERS[name]}"), name)
     if name == "Embedding":
         from torchrs.layers.embedding import Embedding
 

@@ -22,7 +22,8 @@ import pytest
 import torch
 
 from converters.tfrs_to_torch.cli import main
-from torchrs.io import Functional, KerasConcatenate, KerasDot, KerasMerge, load
+from torchrs.io import Functional, load
+from torchrs.layers.merging import Concatenate, Dot, Merge
 
 pytestmark = pytest.mark.tf
 
@@ -141,7 +142,7 @@ def test_two_input_ranking_model_matches(converted, name: str) -> None:
     torch_model = load(directory)
     assert isinstance(torch_model, Functional)
     assert torch_model.input_names == ["user_id", "movie_title"]
-    assert isinstance(torch_model.layers["concatenate"], KerasConcatenate)
+    assert isinstance(torch_model.layers["concatenate"], Concatenate)
     for seed in SEEDS:
         rng = np.random.default_rng(seed)
         users, movies = _strings(rng, USERS, (16,)), _strings(rng, MOVIES, (16,))
@@ -177,8 +178,8 @@ def test_graph_in_torchrs_json(converted) -> None:
 def test_merge_layers_dict_inputs_shared_layer_and_two_outputs(converted) -> None:
     model, directory = converted["merges"]
     torch_model = load(directory)
-    assert isinstance(torch_model.layers["subtract"], KerasMerge)
-    assert isinstance(torch_model.layers["cosine"], KerasDot)
+    assert isinstance(torch_model.layers["subtract"], Merge)
+    assert isinstance(torch_model.layers["cosine"], Dot)
     shared = [n for n in torch_model.nodes if n["layer"] == "shared"]
     assert [n["node_index"] for n in shared] == [0, 1]  # one module, called twice
     for seed in SEEDS:

@@ -25,8 +25,9 @@ import torch
 
 from converters.tfrs_to_torch import load_weights
 from converters.tfrs_to_torch.cli import main
-from torchrs.io import KerasGRU, load
+from torchrs.io import load
 from torchrs.layers.blocks import MLP
+from torchrs.layers.recurrent import GRU
 from torchrs.preprocessing import Discretization, Hashing, Normalization, TextVectorization
 
 pytestmark = pytest.mark.tf
@@ -235,7 +236,7 @@ def test_text_vectorization_tower_matches(towers) -> None:
 def test_sequential_tutorial_gru_query_tower_matches(towers) -> None:
     model, directory = towers["gru"]
     tower = load(directory)
-    assert isinstance(tower[2], KerasGRU)
+    assert isinstance(tower[2], GRU)
     for seed in SEEDS:
         rng = np.random.default_rng(seed)
         history = np.array([*MOVIES, "not a movie"], dtype=object)[rng.integers(0, 26, (8, 10))]
@@ -295,7 +296,7 @@ def test_load_weights_fills_mlp_and_gru_of_a_subclassed_model(tf, tfrs, tmp_path
     class TorchQueryModel(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.history = KerasGRU(4, input_dim=5)
+            self.history = GRU(4, input_dim=5)
             self.mlp = MLP([6, 3], input_dim=4)
 
         def forward(self, sequences: torch.Tensor) -> torch.Tensor:

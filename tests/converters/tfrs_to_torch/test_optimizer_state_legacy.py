@@ -231,7 +231,9 @@ def test_legacy_keras_saved_model_resumes(tf, tmp_path: Path, case: str) -> None
     if case.startswith("sgd"):  # lazy momentum needs sparse embedding gradients, as the note says
         notes = json.loads((out / "torchrs.json").read_text())["notes"]
         assert any("build the Embedding layers with sparse=True" in n for n in notes)
-        with pytest.raises(ValueError, match=r"updates embedding rows lazily.*\['0'\].*sparse = True"):
+        with pytest.raises(
+            ValueError, match=r"updates embedding rows lazily.*\['0'\].*sparse = True"
+        ):
             resume(out, module)  # dense embedding gradients would move untouched rows: refused
         module[0].sparse = True
     torch_opt, _ = resume(out, module)
