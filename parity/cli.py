@@ -52,8 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--independent",
         action="store_true",
-        help="each framework initialises on its own over several seeds; final metrics compared by Welch's "
-        "t-test plus an effect-size bound (see parity.independent)",
+        help="each framework initialises on its own over several seeds; final metrics must be equivalent: the "
+        "90%% Welch interval of the gap within a per-metric margin (TOST) and no significant Welch difference "
+        "(see parity.independent)",
     )
     run.add_argument(
         "--seeds",
