@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--seeds",
         default=None,
-        help="comma-separated seeds for --independent (default: 42,7,1234)",
+        help="comma-separated seeds for --independent (default: 0,1,2,3,4,5)",
     )
     from parity import validate
 

@@ -11,7 +11,6 @@ from parity.independent import (
     ALPHA,
     compare_independent,
     margin_of,
-    regularized_beta,
     run_independent,
     student_t_quantile,
     student_t_sf,
@@ -29,14 +28,6 @@ def test_welch_two_degrees_of_freedom_closed_form() -> None:
     # t = -4 / sqrt(2) = -2.828, df = (1 + 1)^2 / (1 / 1 + 1 / 1) = 2. For df = 2 the two-sided tail is
     # 1 - |t| / sqrt(t^2 + 2) = 1 - 2.828 / 3.162 = 0.105573.
     assert welch_t_test([0.0, 2.0], [4.0, 6.0]) == pytest.approx(1 - 8**0.5 / 10**0.5, abs=1e-9)
-
-
-def test_regularized_beta_closed_forms() -> None:
-    # I_x(a, 1) = x^a and I_x(1, b) = 1 - (1 - x)^b.
-    assert regularized_beta(3.0, 1.0, 0.7) == pytest.approx(0.7**3, abs=1e-12)
-    assert regularized_beta(1.0, 4.0, 0.2) == pytest.approx(1 - 0.8**4, abs=1e-12)
-    # df = 1 (Cauchy): P(|T| > 1) = 0.5 = I_{1/2}(1/2, 1/2).
-    assert regularized_beta(0.5, 0.5, 0.5) == pytest.approx(0.5, abs=1e-10)
 
 
 @pytest.mark.parametrize("t", [-2.5, -0.3, 0.0, 0.7, 4.0])
