@@ -29,6 +29,7 @@ from torch import nn
 
 from torchrs.functional.merging import MERGE_MODES
 from torchrs.layers.merging import Concatenate, Dot, Merge
+from torchrs.layers.pooling import GlobalAveragePooling1D
 from torchrs.layers.recurrent import GRU
 from torchrs.layers.reshaping import Flatten, Reshape
 
@@ -98,6 +99,8 @@ def _call_with_mask(layer: nn.Module, inputs: Any, mask: Any) -> tuple[Any, torc
     if isinstance(layer, GRU):
         outputs = layer(inputs, mask=mask)
         return outputs, (mask if layer.return_sequences else None)
+    if isinstance(layer, GlobalAveragePooling1D):
+        return layer(inputs, mask=mask), None  # Keras: the pooled output carries no mask
     outputs = layer(inputs)
     if isinstance(layer, nn.Embedding) and getattr(layer, "mask_zero", False):
         return outputs, torch.as_tensor(inputs, device=outputs.device) != 0  # Keras compute_mask
@@ -338,6 +341,10 @@ def build_module(
         return Reshape(config["target_shape"])
     if cls == "Dropout":
         return nn.Dropout(float(config.get("rate", 0.0)))
+    if cls == "GlobalAveragePooling1D":
+        return GlobalAveragePooling1D(
+            config.get("data_format", "channels_last"), bool(config.get("keepdims", False))
+        )
     if cls == "Container":
         container = Container()
         for name, child in spec["children"].items():

@@ -64,6 +64,7 @@ GRAPH_LAYERS: dict[str, tuple[str, ...]] = {
     "Flatten": ("data_format",),
     "Reshape": ("target_shape",),
     "Dropout": ("rate",),
+    "GlobalAveragePooling1D": ("data_format", "keepdims"),
 }
 # TFRS tasks and metrics of a tfrs.Model: training-time parts (loss, metrics), skipped when found
 # beside the towers (by class name, as a Keras SavedModel records it).

@@ -1,5 +1,6 @@
 """Layers, as ``tfrs.layers``, plus the Keras core layers TFRS models use (``Embedding``, ``Dense``, ``GRU``,
-the merge layers ``Concatenate`` / ``Add`` / ``Dot`` ..., ``Flatten``, ``Reshape``)."""
+the merge layers ``Concatenate`` / ``Add`` / ``Dot`` ..., ``Flatten``, ``Reshape``,
+``GlobalAveragePooling1D``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ _SUBMODULES = (
     "feature_interaction",
     "loss",
     "merging",
+    "pooling",
     "recurrent",
     "reshaping",
 )
@@ -30,6 +32,7 @@ _KERAS_LAYERS = {
     "Flatten": "reshaping",
     "Reshape": "reshaping",
     "GRU": "recurrent",
+    "GlobalAveragePooling1D": "pooling",
 }
 
 __all__ = ["Dense", "Embedding", *_KERAS_LAYERS, *_SUBMODULES]

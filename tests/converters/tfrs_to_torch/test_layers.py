@@ -90,6 +90,17 @@ def towers(tf, tfrs, tmp_path_factory) -> dict[str, tuple[Any, Path]]:
     built["text"] = tf.keras.Sequential(
         [tf.keras.Input(shape=(), dtype=tf.string), text, tf.keras.layers.Embedding(30, 4)]
     )
+    # The context-features tutorial's title tower: tokens -> masked embeddings -> their mean.
+    title_text = tf.keras.layers.TextVectorization(max_tokens=30)
+    title_text.adapt(TEXTS)
+    built["title_text"] = tf.keras.Sequential(
+        [
+            tf.keras.Input(shape=(), dtype=tf.string),
+            title_text,
+            tf.keras.layers.Embedding(30, 4, mask_zero=True),
+            tf.keras.layers.GlobalAveragePooling1D(),
+        ]
+    )
     # The sequential-recommendation tutorial's query tower: last GRU state.
     built["gru"] = tf.keras.Sequential(
         [
@@ -439,3 +450,20 @@ def test_masked_lookup_plain_saved_model_is_refused(tf, tmp_path, capsys) -> Non
     assert "IntegerLookup at layer-0" in err and "mask token or an OOV bucket" in err
     assert "save_format='tf'" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_context_features_title_tower_matches(towers) -> None:
+    # GlobalAveragePooling1D after Embedding(mask_zero=True) averages the real tokens only (sum(x * mask) /
+    # sum(mask)); the padding of the shorter titles must not dilute the mean. Float32 sums of <= 9 rows: 1e-6.
+    model, directory = towers["title_text"]
+    tower = load(directory)
+    words = ["the", "cat", "dog", "zebra", "unknown", "A", "Sat."]
+    for seed in SEEDS:
+        rng = np.random.default_rng(seed)
+        batch = [" ".join(rng.choice(words, rng.integers(1, 9))) for _ in range(8)]
+        got = tower(batch).detach().numpy()
+        want = model(np.array(batch, dtype=object)).numpy()
+        np.testing.assert_allclose(got, want, rtol=0, atol=TOL)
+    unpadded = tower(["cat dog the a", "cat dog the a"]).detach().numpy()
+    padded = tower(["cat dog the a", "cat"]).detach().numpy()  # row 0 is padded in the second batch only
+    np.testing.assert_allclose(padded[0], unpadded[0], rtol=0, atol=TOL)
