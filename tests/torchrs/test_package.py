@@ -8,8 +8,17 @@ import sys
 import pytest
 
 SUBMODULES = [
-    "data", "examples", "experimental", "functional", "layers", "losses", "metrics", "models", "optim",
-    "preprocessing", "tasks",
+    "data",
+    "examples",
+    "experimental",
+    "functional",
+    "layers",
+    "losses",
+    "metrics",
+    "models",
+    "optim",
+    "preprocessing",
+    "tasks",
 ]
 
 
@@ -25,15 +34,30 @@ def test_import_never_imports_tensorflow() -> None:
 
 # The TFRS 0.7.7 public symbols a migrating user reaches for, each expected at the same path under torchrs.
 TFRS_SYMBOLS = [
-    "Model", "models.Model", "tasks.Task", "tasks.Retrieval", "tasks.Ranking",
-    "metrics.Factorized", "metrics.FactorizedTopK",
-    "layers.factorized_top_k.TopK", "layers.factorized_top_k.BruteForce", "layers.factorized_top_k.Streaming",
+    "Model",
+    "models.Model",
+    "tasks.Task",
+    "tasks.Retrieval",
+    "tasks.Ranking",
+    "metrics.Factorized",
+    "metrics.FactorizedTopK",
+    "layers.factorized_top_k.TopK",
+    "layers.factorized_top_k.BruteForce",
+    "layers.factorized_top_k.Streaming",
     "layers.factorized_top_k.ScaNN",
-    "layers.loss.HardNegativeMining", "layers.loss.RemoveAccidentalHits", "layers.loss.SamplingProbablityCorrection",
-    "layers.feature_interaction.Cross", "layers.feature_interaction.DotInteraction",
-    "layers.feature_interaction.MultiLayerDCN", "layers.dcn.Cross", "layers.blocks.MLP",
-    "experimental.models.Ranking", "experimental.optimizers.CompositeOptimizer",
-    "experimental.optimizers.ClippyAdagrad", "examples.movielens.evaluate", "examples.movielens.sample_listwise",
+    "layers.loss.HardNegativeMining",
+    "layers.loss.RemoveAccidentalHits",
+    "layers.loss.SamplingProbablityCorrection",
+    "layers.feature_interaction.Cross",
+    "layers.feature_interaction.DotInteraction",
+    "layers.feature_interaction.MultiLayerDCN",
+    "layers.dcn.Cross",
+    "layers.blocks.MLP",
+    "experimental.models.Ranking",
+    "experimental.optimizers.CompositeOptimizer",
+    "experimental.optimizers.ClippyAdagrad",
+    "examples.movielens.evaluate",
+    "examples.movielens.sample_listwise",
 ]
 
 

@@ -156,7 +156,9 @@ def as_float_tensor(data: Any, dtype: torch.dtype, layer: str) -> torch.Tensor:
             f"{layer} expects numbers; got {type(data).__name__} with NumPy dtype {array.dtype}."
         )
     array = np.ascontiguousarray(array)
-    if not array.flags.writeable:  # torch warns on read-only memory (e.g. a Ratings column); copy instead
+    if (
+        not array.flags.writeable
+    ):  # torch warns on read-only memory (e.g. a Ratings column); copy instead
         array = array.copy()
     return torch.from_numpy(array).to(dtype)
 

@@ -465,5 +465,7 @@ def test_context_features_title_tower_matches(towers) -> None:
         want = model(np.array(batch, dtype=object)).numpy()
         np.testing.assert_allclose(got, want, rtol=0, atol=TOL)
     unpadded = tower(["cat dog the a", "cat dog the a"]).detach().numpy()
-    padded = tower(["cat dog the a", "cat"]).detach().numpy()  # row 0 is padded in the second batch only
+    padded = (
+        tower(["cat dog the a", "cat"]).detach().numpy()
+    )  # row 0 is padded in the second batch only
     np.testing.assert_allclose(padded[0], unpadded[0], rtol=0, atol=TOL)

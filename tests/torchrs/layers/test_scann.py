@@ -14,13 +14,19 @@ from torchrs.metrics import FactorizedTopK
 def _clustered(num: int, dim: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     centers = torch.randn(64, dim, generator=g)
-    candidates = centers[torch.randint(0, 64, (num,), generator=g)] + 0.3 * torch.randn(num, dim, generator=g)
-    queries = centers[torch.randint(0, 64, (256,), generator=g)] + 0.3 * torch.randn(256, dim, generator=g)
+    candidates = centers[torch.randint(0, 64, (num,), generator=g)] + 0.3 * torch.randn(
+        num, dim, generator=g
+    )
+    queries = centers[torch.randint(0, 64, (256,), generator=g)] + 0.3 * torch.randn(
+        256, dim, generator=g
+    )
     return candidates, queries
 
 
 def _recall(approx_ids: torch.Tensor, exact_ids: torch.Tensor) -> float:
-    hits = sum(len(set(a.tolist()) & set(e.tolist())) for a, e in zip(approx_ids, exact_ids, strict=True))
+    hits = sum(
+        len(set(a.tolist()) & set(e.tolist())) for a, e in zip(approx_ids, exact_ids, strict=True)
+    )
     return hits / exact_ids.numel()
 
 
