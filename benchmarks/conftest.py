@@ -66,5 +66,6 @@ def pytest_benchmark_update_machine_info(config: Any, machine_info: dict[str, An
     except OSError:
         machine_info["memory_kib"] = None
 
+
 # Runs inside .venv-kerasrs (Keras 3), never in this interpreter: not a module for pytest to import.
 collect_ignore = ["kerasrs_worker.py"]

@@ -5,9 +5,10 @@
 A child process writes ``tf.train.Checkpoint(embedding=tf.Variable(rows x dim float32))``; this
 process imports TensorFlow and the converter, records its resident set size (the baseline), converts
 the checkpoint, and prints the peak RSS above that baseline in MiB and in copies of the table. The
-issue's bar: no more than one extra copy of the table for the conversion itself (writing streams
-tensor by tensor); ``--verify`` (the default, as in the CLI) re-reads the written tensor next to the
-source one, so up to two copies are expected there.
+issue's bar: no more than one extra copy of the table. Writing streams tensor by tensor (one table in
+memory); ``--verify`` (the default, as in the CLI) reads the source table once more (a TF checkpoint
+cannot be read in parts) but the written file in row blocks by plain reads (a memory-mapped read would
+make every scanned page resident: that was a second copy), so both modes hold one copy plus blocks.
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ from pathlib import Path
 MIB = 1024 * 1024
 # Linux reports ru_maxrss in KiB.
 RU_MAXRSS_UNIT = 1024
-# The issue's limit: at most one extra copy of the table while converting (without verification).
+# The issue's limit: at most one extra copy of the table while converting, verification included.
 MAX_EXTRA_COPIES = 1.0
+# Slack over that copy: interpreter and allocator noise (without verification), plus verification's row blocks
+# (16 MiB per side) and the comparison's temporaries.
+SLACK_COPIES = {False: 0.1, True: 0.25}
 
 
 def _current_rss() -> int:
@@ -66,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"table: {args.rows} x {args.dim} float32 = {table / MIB:,.0f} MiB")
     print(f"converted tensors: {result.converted}, verified: {result.tensors_checked}")
     print(f"baseline RSS: {baseline / MIB:,.0f} MiB; peak above baseline: {extra / MIB:,.0f} MiB")
-    print(f"= {copies:.2f} copies of the table (limit without verify: {MAX_EXTRA_COPIES})")
-    if args.no_verify and copies > MAX_EXTRA_COPIES + 0.1:
+    limit = MAX_EXTRA_COPIES + SLACK_COPIES[not args.no_verify]
+    print(f"= {copies:.2f} copies of the table (limit: {limit:.2f})")
+    if copies > limit:
         print("FAIL: the conversion held more than one extra copy of the table")
         return 1
     return 0

@@ -64,3 +64,88 @@ def test_no_sample_fits(dtype: str) -> None:
     # A string input without a lookup's tokens, an int input not read by an Embedding: None,
     # and the converter notes that the forward check did not run for that part.
     assert _sample([None], dtype, (None, None, None), _plan(), np.random.default_rng(0)) is None
+
+
+# ------------------------------------------------------------------ re-reading the written tensors
+
+
+def _written(tmp_path, arrays: dict[str, np.ndarray]):
+    from converters.tfrs_to_torch.readers import TensorPlan
+    from converters.tfrs_to_torch.writer import write_safetensors
+
+    plan = Plan("weights", {})
+    for name, array in arrays.items():
+        plan.tensors.append(
+            TensorPlan(name, f"src/{name}", array.shape, array.dtype, lambda a=array: a)
+        )
+    path = tmp_path / "model.safetensors"
+    write_safetensors(path, plan.tensors)
+    return path, plan
+
+
+def _corrupt(path, plan: Plan, name: str, flat_index: int) -> None:
+    # Flip the low byte of one element, found through the file's own header (safetensors layout).
+    import json
+
+    raw = bytearray(path.read_bytes())
+    length = int.from_bytes(raw[:8], "little")
+    entry = json.loads(raw[8 : 8 + length])[name]
+    itemsize = np.dtype(next(t.dtype for t in plan.tensors if t.torch_name == name)).itemsize
+    raw[8 + length + entry["data_offsets"][0] + flat_index * itemsize] ^= 0x01
+    path.write_bytes(bytes(raw))
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    # 10 rows per block, so a 95-row table is compared in 10 blocks, the last one partial.
+    from converters.tfrs_to_torch import verify
+
+    monkeypatch.setattr(verify, "VERIFY_BLOCK_ROWS", 10)
+
+
+def _arrays() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {
+        "table": rng.normal(size=(95, 3)).astype(np.float32),
+        "ids": np.arange(7, dtype=np.int64),
+        "scalar": np.asarray(3.5, dtype=np.float64),
+        "nan": np.array([np.nan, 1.0], dtype=np.float32),  # NaN == NaN for this check
+    }
+
+
+def test_written_tensors_verify_block_by_block(tmp_path, small_blocks) -> None:
+    from converters.tfrs_to_torch.verify import check_tensors
+
+    path, plan = _written(tmp_path, _arrays())
+    assert check_tensors(path, plan) == 4
+
+
+@pytest.mark.parametrize(
+    ("name", "flat_index"), [("table", 0), ("table", 94 * 3 + 2), ("ids", 3), ("scalar", 0)]
+)
+def test_one_flipped_bit_anywhere_is_caught(
+    tmp_path, small_blocks, name: str, flat_index: int
+) -> None:
+    from converters.tfrs_to_torch.errors import ConversionError
+    from converters.tfrs_to_torch.verify import check_tensors
+
+    path, plan = _written(tmp_path, _arrays())
+    _corrupt(path, plan, name, flat_index)  # the first element, the last of the partial block, ...
+    with pytest.raises(ConversionError, match=rf"Verification: {name} differs from src/{name}"):
+        check_tensors(path, plan)
+
+
+def test_missing_or_reshaped_tensor_is_caught(tmp_path) -> None:
+    from converters.tfrs_to_torch.errors import ConversionError
+    from converters.tfrs_to_torch.readers import TensorPlan
+    from converters.tfrs_to_torch.verify import check_tensors
+
+    path, plan = _written(tmp_path, {"a": np.zeros((2, 3), np.float32)})
+    extra = TensorPlan("b", "src/b", (1,), np.dtype(np.float32), lambda: np.zeros(1, np.float32))
+    with pytest.raises(ConversionError, match="b missing from the written file"):
+        check_tensors(path, Plan("weights", {}, tensors=[*plan.tensors, extra]))
+    other = TensorPlan(
+        "a", "src/a", (3, 2), np.dtype(np.float32), lambda: np.zeros((3, 2), np.float32)
+    )
+    with pytest.raises(ConversionError, match=r"a was written with shape \(2, 3\)"):
+        check_tensors(path, Plan("weights", {}, tensors=[other]))
