@@ -266,9 +266,11 @@ TOLERANCES: dict[str, ScenarioTolerances] = {
         long_run=ScenarioTolerances(
             step_loss=Tolerance(
                 atol=0.0,
-                rtol=1e-4,
+                rtol=1e-3,
                 reason="ReLU flips accumulate (chaotic, smooth growth, no jump): measured 1.6e-5 relative at "
-                "step 70 of the tutorial's 180 (full size, 30 epochs)",
+                "step 70 of the tutorial's 180 (full size, 30 epochs); at --scale 0.1 (30 epochs, 120 smaller "
+                "steps) exact to 1.3e-7 for 12 steps, then 3.9e-4 by step 75, while torchrs against itself "
+                "with its initial weights jittered by 1e-7 (relative) drifts 1.9e-4: the same chaos, no bug",
             ),
             final_weights=Tolerance(
                 atol=5e-2,
@@ -279,16 +281,18 @@ TOLERANCES: dict[str, ScenarioTolerances] = {
             ),
             metrics=Tolerance(
                 atol=0.0,
-                rtol=5e-3,
+                rtol=1e-2,
                 reason="after 180 steps NDCG agrees to 1e-7 and each model's loss to 6e-6, but the RMSE of the "
                 "ListMLE and hinge models measures a score offset those losses leave free: measured 7.3e-4 "
-                "relative (listmle/root_mean_squared_error)",
+                "relative (listmle/root_mean_squared_error) at full size, 5.2e-3 at --scale 0.1 after 120 "
+                "steps (torchrs against its 1e-7-jittered self: 4.5e-3); NDCG there 1.3e-3",
             ),
             predictions=Tolerance(
-                atol=5e-2,
+                atol=1e-1,
                 rtol=0.0,
-                reason="test-list scores (|score| up to ~2) follow the drifted weights: measured 8.0e-3 "
-                "(ListMLE model) after 180 full-size steps",
+                reason="test-list scores (|score| up to ~3) follow the drifted weights: measured 8.0e-3 "
+                "(ListMLE model) after 180 full-size steps, 6.3e-2 (hinge model) after 120 steps at --scale "
+                "0.1, where the 1e-7-jittered torchrs run drifts as far; the <= 6-step check carries the teeth",
             ),
         ),
     ),
