@@ -273,7 +273,45 @@ def check_unit_interval(name: str, value: Any, *, closed: bool = False) -> float
     return value
 
 
-class KerasOptimizer(torch.optim.Optimizer):
+class KerasOptimizerAPI(torch.optim.Optimizer):
+    """What every Keras optimizer shows besides ``step``: ``iterations``, ``learning_rate``, and parameter groups
+    checked on arrival (``_check_group``). Shared by the Keras 2 optimizers and the legacy ``OptimizerV2`` ones."""
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Adds a parameter group (``torch.optim.Optimizer.add_param_group``) after checking its hyperparameters."""
+        super().add_param_group(param_group)
+        self._check_group(self.param_groups[-1])
+
+    @property
+    def iterations(self) -> int:
+        """Keras's ``optimizer.iterations``: the number of steps taken (the ``step`` held in each state)."""
+        return max((int(s["step"]) for s in self.state.values() if "step" in s), default=0)
+
+    @iterations.setter
+    def iterations(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"`iterations` must be an integer >= 0 (got {value!r}).")
+        for group in self.param_groups:
+            for p in group["params"]:
+                self.state[p]["step"] = torch.tensor(value, dtype=torch.int64)
+
+    @property
+    def learning_rate(self) -> float:
+        """Keras's ``optimizer.learning_rate`` (before a legacy ``decay``): the first group's ``lr``; setting it sets
+        every group's."""
+        return self.param_groups[0]["lr"]
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        value = check_non_negative("learning_rate", value)
+        for group in self.param_groups:
+            group["lr"] = value
+
+
+class KerasOptimizer(KerasOptimizerAPI):
     """Base class of the Keras 2 optimizers: clipping, sparse rows, weight decay, EMA and ``iterations``.
 
     Subclasses set ``defaults`` (per-group hyperparameters; the learning rate is under torch's ``"lr"`` key so
@@ -359,36 +397,6 @@ class KerasOptimizer(torch.optim.Optimizer):
     ) -> None:
         """Keras's ``update_step`` for one parameter; ``step`` is ``iterations + 1``."""
         raise NotImplementedError
-
-    # ------------------------------------------------------------------------------------------ public API
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Adds a parameter group (``torch.optim.Optimizer.add_param_group``) after checking its hyperparameters."""
-        super().add_param_group(param_group)
-        self._check_group(self.param_groups[-1])
-
-    @property
-    def iterations(self) -> int:
-        """Keras's ``optimizer.iterations``: the number of steps taken (the ``step`` held in each state)."""
-        return max((int(s["step"]) for s in self.state.values() if "step" in s), default=0)
-
-    @iterations.setter
-    def iterations(self, value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"`iterations` must be an integer >= 0 (got {value!r}).")
-        for group in self.param_groups:
-            for p in group["params"]:
-                self.state[p]["step"] = torch.tensor(value, dtype=torch.int64)
-
-    @property
-    def learning_rate(self) -> float:
-        """Keras's ``optimizer.learning_rate``: the first group's ``lr``; setting it sets every group's."""
-        return self.param_groups[0]["lr"]
-
-    @learning_rate.setter
-    def learning_rate(self, value: float) -> None:
-        value = check_non_negative("learning_rate", value)
-        for group in self.param_groups:
-            group["lr"] = value
 
     def exclude_from_weight_decay(
         self, var_list: Iterable[Tensor] | None = None, var_names: Sequence[str] | None = None

@@ -283,56 +283,36 @@ def _torch_value_and_grad(loss, labels, scores, weights):
     return value.detach().numpy(), s.grad.numpy()
 
 
+# Tolerances against tfr (rtol 1e-5 + atol 1e-5 on values and gradients), by loss:
+# - PairwiseHingeLoss, labels with ties (tied pairs count in neither direction) and padding: float32 sums of
+#   <= 36 pair terms (and their mean) in another order, measured over 8 seeds <= 1.9e-7 relative (1.5e-5
+#   absolute on sums up to 248); gradients are sums of +-w / T terms, measured <= 3.7e-9.
+# - ListMLELoss, distinct labels per list so tfr's random tie-breaking has nothing to break (the all-padding
+#   row is tied, but all its logits are log(1e-10), so every order gives log(6!)): sums of L log-sum-exp terms
+#   in float32, measured over 8 seeds <= 1.8e-6 relative (3.1e-5 absolute on sums up to 248); gradients (|g| up
+#   to 17) <= 1.9e-6 absolute, i.e. float32 epsilon x |g|.
+# A wrong pair direction, sort direction, padding rule or reduction is >= 1e-2 off, a wrong list weight a factor.
 @pytest.mark.tf
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_pairwise_hinge_matches_tfr(tf, tfr, seed: int) -> None:
-    # Labels with ties (tied pairs count in neither direction) and padding; every weighting, reduction and a
-    # temperature. Tolerance: float32 sums of <= 36 pair terms (and their mean) in another order: measured
-    # over 8 seeds <= 1.9e-7 relative (1.5e-5 absolute on sums up to 248); gradients are sums of +-w / T
-    # terms, measured <= 3.7e-9. A wrong pair direction, a missed padding mask or a reduction is >= 1e-2 off.
-    data = _random_lists(seed, ties=True)
+@pytest.mark.parametrize(
+    ("name", "torch_loss", "ties"),
+    [("PairwiseHingeLoss", PairwiseHingeLoss, True), ("ListMLELoss", ListMLELoss, False)],
+)
+def test_loss_matches_tfr(tf, tfr, seed: int, name: str, torch_loss: type, ties: bool) -> None:
+    data = _random_lists(seed, ties=ties)
     for weighting in WEIGHTINGS:
         for reduction in ("auto", "sum", "none"):
             for temperature in (1.0, 0.5):
                 kwargs = {"reduction": reduction, "temperature": temperature}
                 ref, ref_grad = _tf_value_and_grad(
                     tf,
-                    tfr.losses.PairwiseHingeLoss(**kwargs),
+                    getattr(tfr.losses, name)(**kwargs),
                     data["labels"],
                     data["scores"],
                     data[weighting],
                 )
                 got, grad = _torch_value_and_grad(
-                    PairwiseHingeLoss(**kwargs), data["labels"], data["scores"], data[weighting]
-                )
-                where = f"{weighting=} {reduction=} {temperature=}"
-                np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5, err_msg=where)
-                np.testing.assert_allclose(grad, ref_grad, rtol=1e-5, atol=1e-5, err_msg=where)
-
-
-@pytest.mark.tf
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_list_mle_matches_tfr_without_ties(tf, tfr, seed: int) -> None:
-    # Distinct labels per list, so tfr's random tie-breaking has nothing to break: the loss is deterministic
-    # (the all-padding row is tied, but all its logits are log(1e-10), so every order gives log(6!)).
-    # Tolerance: sums of L log-sum-exp terms in float32 (TF and torch order cumsum / exp / log alike but
-    # round differently): measured over 8 seeds <= 1.8e-6 relative (3.1e-5 absolute on sums up to 248);
-    # gradients (|g| up to 17) <= 1.9e-6 absolute, i.e. float32 epsilon x |g|. A wrong sort direction or
-    # padding rule is off by > 0.1, a wrong list weight by a factor.
-    data = _random_lists(seed, ties=False)
-    for weighting in WEIGHTINGS:
-        for reduction in ("auto", "sum", "none"):
-            for temperature in (1.0, 0.5):
-                kwargs = {"reduction": reduction, "temperature": temperature}
-                ref, ref_grad = _tf_value_and_grad(
-                    tf,
-                    tfr.losses.ListMLELoss(**kwargs),
-                    data["labels"],
-                    data["scores"],
-                    data[weighting],
-                )
-                got, grad = _torch_value_and_grad(
-                    ListMLELoss(**kwargs), data["labels"], data["scores"], data[weighting]
+                    torch_loss(**kwargs), data["labels"], data["scores"], data[weighting]
                 )
                 where = f"{weighting=} {reduction=} {temperature=}"
                 np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5, err_msg=where)

@@ -38,6 +38,7 @@ from torch import Tensor
 from torchrs.optim._keras import (
     KERAS_EPSILON,
     Grad,
+    KerasOptimizerAPI,
     SparseGrad,
     as_keras_grad,
     check_non_negative,
@@ -170,7 +171,7 @@ def legacy_epsilon(epsilon: float | None) -> float:
     return value or KERAS_EPSILON
 
 
-class OptimizerV2(torch.optim.Optimizer):
+class OptimizerV2(KerasOptimizerAPI):
     """Base class of the legacy Keras optimizers: clipping, ``decay``, sparse rows and ``iterations``.
 
     Subclasses set ``defaults`` (per-group hyperparameters; the learning rate under torch's ``"lr"`` key so
@@ -257,36 +258,6 @@ class OptimizerV2(torch.optim.Optimizer):
     ) -> None:
         """Keras's ``_resource_apply_sparse_duplicate_indices``: sum the repeated rows, then apply."""
         self._apply_sparse(param, deduplicate_sparse_grad(grad), state, group, lr_t)
-
-    # ------------------------------------------------------------------------------------------ public API
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Adds a parameter group (``torch.optim.Optimizer.add_param_group``) after checking its hyperparameters."""
-        super().add_param_group(param_group)
-        self._check_group(self.param_groups[-1])
-
-    @property
-    def iterations(self) -> int:
-        """Keras's ``optimizer.iterations``: the number of steps taken (the ``step`` held in each state)."""
-        return max((int(s["step"]) for s in self.state.values() if "step" in s), default=0)
-
-    @iterations.setter
-    def iterations(self, value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"`iterations` must be an integer >= 0 (got {value!r}).")
-        for group in self.param_groups:
-            for p in group["params"]:
-                self.state[p]["step"] = torch.tensor(value, dtype=torch.int64)
-
-    @property
-    def learning_rate(self) -> float:
-        """Keras's ``optimizer.learning_rate`` (before ``decay``): the first group's ``lr``; setting it sets all."""
-        return self.param_groups[0]["lr"]
-
-    @learning_rate.setter
-    def learning_rate(self, value: float) -> None:
-        value = check_non_negative("learning_rate", value)
-        for group in self.param_groups:
-            group["lr"] = value
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
