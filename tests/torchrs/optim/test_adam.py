@@ -8,59 +8,27 @@ import numpy as np
 import pytest
 import torch
 
+from tests.torchrs.optim._reference import (
+    SEEDS,
+    STEPS,
+    max_abs_diff,
+    run_dense_keras,
+    run_dense_torch,
+)
 from torchrs.optim.adam import Adam
 
-SHAPES = [(), (3,), (4, 5), (2, 3, 2)]
-STEPS = 100
-SEEDS = [0, 1, 2]
-#: The gradient is ``scale * (COUPLING * (p - target) + noise_t)``: a quadratic pull that feeds the trajectory back
-#: into the gradients (so an error compounds), plus fresh noise each step, computed the same way in both frameworks.
-COUPLING = 0.5
 #: Max abs difference allowed between Keras and torchrs parameters after 100 float32 steps. Both run the same
 #: float32 operations (the bias correction is computed in float32 as TF does); only a few roundings differ in
 #: order. Measured: <= 1.2e-7 (dense), <= 9.4e-8 (sparse).
 TOLERANCE = 1e-5
 
 
-def _problem(seed: int) -> tuple[list[np.ndarray], list[np.ndarray], list[list[np.ndarray]]]:
-    rng = np.random.default_rng(seed)
-    init = [rng.normal(size=s).astype(np.float32) for s in SHAPES]
-    target = [rng.normal(size=s).astype(np.float32) for s in SHAPES]
-    noise = [
-        [rng.normal(scale=0.5, size=s).astype(np.float32) for s in SHAPES] for _ in range(STEPS)
-    ]
-    return init, target, noise
-
-
 def _run_keras(tf, kwargs: dict, seed: int, scale: float = 1.0) -> list[np.ndarray]:
-    init, target, noise = _problem(seed)
-    variables = [tf.Variable(x) for x in init]
     opt = tf.keras.optimizers.Adam(**kwargs)
     assert (
         type(opt).__module__ == "tf_keras.src.optimizers.adam"
     )  # the Keras 2 optimizer, not legacy
-    for t in range(STEPS):
-        grads = [
-            scale * (COUPLING * (v - c) + n)
-            for v, c, n in zip(variables, target, noise[t], strict=True)
-        ]
-        opt.apply_gradients(zip(grads, variables, strict=True))
-    return [v.numpy() for v in variables]
-
-
-def _run_torch(make_optimizer, seed: int, scale: float = 1.0) -> list[np.ndarray]:
-    init, target, noise = _problem(seed)
-    params = [torch.nn.Parameter(torch.from_numpy(x.copy())) for x in init]
-    opt = make_optimizer(params)
-    for t in range(STEPS):
-        for p, c, n in zip(params, target, noise[t], strict=True):
-            p.grad = scale * (COUPLING * (p.detach() - torch.from_numpy(c)) + torch.from_numpy(n))
-        opt.step()
-    return [p.detach().numpy() for p in params]
-
-
-def _max_abs_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
-    return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b, strict=True))
+    return run_dense_keras(tf, opt, seed, scale)
 
 
 def _scalar(value: float) -> torch.nn.Parameter:
@@ -263,8 +231,8 @@ def test_resume_from_state_dict_continues_the_trajectory() -> None:
 )
 def test_matches_keras(tf, seed: int, kwargs: dict) -> None:
     expected = _run_keras(tf, kwargs, seed)
-    got = _run_torch(lambda ps: Adam(ps, **kwargs), seed)
-    assert _max_abs_diff(got, expected) <= TOLERANCE
+    got = run_dense_torch(lambda ps: Adam(ps, **kwargs), seed)
+    assert max_abs_diff(got, expected) <= TOLERANCE
 
 
 @pytest.mark.tf
@@ -273,10 +241,10 @@ def test_torch_adam_does_not_match_keras_on_small_gradients(tf) -> None:
     # root) and torch's (eps added to the corrected root) then move differently, even with the same eps.
     kwargs = {"learning_rate": 0.05}
     expected = _run_keras(tf, kwargs, seed=0, scale=1e-6)
-    ours = _run_torch(lambda ps: Adam(ps, **kwargs), seed=0, scale=1e-6)
-    torchs = _run_torch(lambda ps: torch.optim.Adam(ps, lr=0.05, eps=1e-7), seed=0, scale=1e-6)
-    assert _max_abs_diff(ours, expected) <= TOLERANCE
-    assert _max_abs_diff(torchs, expected) > 1e-2
+    ours = run_dense_torch(lambda ps: Adam(ps, **kwargs), seed=0, scale=1e-6)
+    torchs = run_dense_torch(lambda ps: torch.optim.Adam(ps, lr=0.05, eps=1e-7), seed=0, scale=1e-6)
+    assert max_abs_diff(ours, expected) <= TOLERANCE
+    assert max_abs_diff(torchs, expected) > 1e-2
 
 
 @pytest.mark.tf

@@ -10,62 +10,29 @@ import numpy as np
 import pytest
 import torch
 
+from tests.torchrs.optim._reference import (
+    COUPLING,
+    SEEDS,
+    STEPS,
+    dense_problem,
+    max_abs_diff,
+    run_dense_keras,
+    run_dense_torch,
+)
 from torchrs.optim._keras import clip_by_norm, clip_gradients, deduplicate_sparse_grad, global_norm
 from torchrs.optim.sgd import SGD
 
-SHAPES = [(), (3,), (4, 5), (2, 3, 2)]
-STEPS = 100
-SEEDS = [0, 1, 2]
-#: The gradient is ``COUPLING * (p - target) + noise_t``: a quadratic pull that feeds the trajectory back into the
-#: gradients (so an error compounds), plus fresh noise each step, computed the same way in both frameworks.
-COUPLING = 0.5
 #: Max abs difference allowed between Keras and torchrs parameters after 100 float32 steps. SGD runs the very same
 #: float32 operations as Keras; measured: <= 9e-8 (dense), <= 1.2e-7 (sparse), 0 for most configurations.
 TOLERANCE = 1e-5
 
 
-def _problem(seed: int) -> tuple[list[np.ndarray], list[np.ndarray], list[list[np.ndarray]]]:
-    rng = np.random.default_rng(seed)
-    init = [rng.normal(size=s).astype(np.float32) for s in SHAPES]
-    target = [rng.normal(size=s).astype(np.float32) for s in SHAPES]
-    noise = [
-        [rng.normal(scale=0.5, size=s).astype(np.float32) for s in SHAPES] for _ in range(STEPS)
-    ]
-    return init, target, noise
-
-
 def _run_keras(tf, kwargs: dict, seed: int) -> list[np.ndarray]:
-    init, target, noise = _problem(seed)
-    variables = [tf.Variable(x) for x in init]
     opt = tf.keras.optimizers.SGD(**kwargs)
     assert (
         type(opt).__module__ == "tf_keras.src.optimizers.sgd"
     )  # the Keras 2 optimizer, not legacy
-    for t in range(STEPS):
-        grads = [
-            COUPLING * (v - c) + n for v, c, n in zip(variables, target, noise[t], strict=True)
-        ]
-        opt.apply_gradients(zip(grads, variables, strict=True))
-    if kwargs.get("use_ema"):
-        opt.finalize_variable_values(variables)
-    return [v.numpy() for v in variables]
-
-
-def _run_torch(make_optimizer, seed: int) -> list[np.ndarray]:
-    init, target, noise = _problem(seed)
-    params = [torch.nn.Parameter(torch.from_numpy(x.copy())) for x in init]
-    opt = make_optimizer(params)
-    for t in range(STEPS):
-        for p, c, n in zip(params, target, noise[t], strict=True):
-            p.grad = COUPLING * (p.detach() - torch.from_numpy(c)) + torch.from_numpy(n)
-        opt.step()
-    if getattr(opt, "use_ema", False):
-        opt.finalize_variable_values()
-    return [p.detach().numpy() for p in params]
-
-
-def _max_abs_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
-    return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b, strict=True))
+    return run_dense_keras(tf, opt, seed, finalize=bool(kwargs.get("use_ema")))
 
 
 def _sgd_move(grads: list[torch.Tensor], **kwargs) -> list[torch.Tensor]:
@@ -344,14 +311,14 @@ def test_resume_from_state_dict_continues_the_trajectory() -> None:
 )
 def test_matches_keras(tf, seed: int, kwargs: dict) -> None:
     expected = _run_keras(tf, kwargs, seed)
-    got = _run_torch(lambda ps: SGD(ps, **kwargs), seed)
-    assert _max_abs_diff(got, expected) <= TOLERANCE
+    got = run_dense_torch(lambda ps: SGD(ps, **kwargs), seed, finalize=bool(kwargs.get("use_ema")))
+    assert max_abs_diff(got, expected) <= TOLERANCE
 
 
 @pytest.mark.tf
 def test_exclude_from_weight_decay_matches_keras(tf) -> None:
     # Keras matches `var_names` against variable names; torch names come from named_parameters().
-    init, target, noise = _problem(0)
+    init, target, noise = dense_problem(0)
     variables = [tf.Variable(x, name=f"w{i}") for i, x in enumerate(init)]
     tf_opt = tf.keras.optimizers.SGD(learning_rate=0.1, weight_decay=0.5)
     tf_opt.exclude_from_weight_decay(var_list=[variables[0]], var_names=["w2"])
@@ -368,7 +335,7 @@ def test_exclude_from_weight_decay_matches_keras(tf) -> None:
             p.grad = COUPLING * (p.detach() - torch.from_numpy(c)) + torch.from_numpy(n)
         opt.step()
     got = [p.detach().numpy() for p in params.values()]
-    assert _max_abs_diff(got, [v.numpy() for v in variables]) <= TOLERANCE
+    assert max_abs_diff(got, [v.numpy() for v in variables]) <= TOLERANCE
 
 
 @pytest.mark.tf

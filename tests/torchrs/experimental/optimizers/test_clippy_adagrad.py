@@ -8,32 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from tests.torchrs.optim._reference import COUPLING, SEEDS, STEPS, dense_problem, max_abs_diff
 from torchrs.experimental.optimizers.clippy_adagrad import ClippyAdagrad, shrink_by_references
 
-SHAPES = [(), (3,), (4, 5), (2, 3, 2)]
-STEPS = 100
-SEEDS = [0, 1, 2]
-#: The gradient is ``COUPLING * (p - target) + noise_t``: a quadratic pull that feeds the trajectory back into the
-#: gradients (so an error compounds), plus fresh noise each step, computed the same way in both frameworks.
-COUPLING = 0.5
 #: Max abs difference allowed between TFRS and torchrs parameters after 100 float32 steps: the same float32
 #: operations in the same order, up to a few roundings. Measured: <= 2.4e-7 (dense parameters), <= 9e-8
 #: (clipping factors), <= 7.5e-9 (sparse).
 TOLERANCE = 1e-5
-
-
-def _problem(seed: int) -> tuple[list[np.ndarray], list[np.ndarray], list[list[np.ndarray]]]:
-    rng = np.random.default_rng(seed)
-    init = [rng.normal(size=s).astype(np.float32) for s in SHAPES]
-    target = [rng.normal(size=s).astype(np.float32) for s in SHAPES]
-    noise = [
-        [rng.normal(scale=0.5, size=s).astype(np.float32) for s in SHAPES] for _ in range(STEPS)
-    ]
-    return init, target, noise
-
-
-def _max_abs_diff(a: list[np.ndarray], b: list[np.ndarray]) -> float:
-    return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b, strict=True))
 
 
 def _scalar(value: float) -> torch.nn.Parameter:
@@ -264,7 +245,7 @@ def test_resume_from_state_dict_continues_the_trajectory() -> None:
     ids=["lr", "acc-threshold-clip-acc-clipnorm", "standard-acc-wd"],
 )
 def test_matches_tfrs(tf, tfrs, seed: int, kwargs: dict) -> None:
-    init, target, noise = _problem(seed)
+    init, target, noise = dense_problem(seed)
     variables = [tf.Variable(x) for x in init]
     tf_opt = tfrs.experimental.optimizers.ClippyAdagrad(export_clipping_factors=True, **kwargs)
     params = [torch.nn.Parameter(torch.from_numpy(x.copy())) for x in init]
@@ -285,7 +266,7 @@ def test_matches_tfrs(tf, tfrs, seed: int, kwargs: dict) -> None:
         want_factors = np.array([float(f.numpy()) for f in tf_opt.clipping_factors])
         assert np.max(np.abs(got_factors - want_factors)) <= TOLERANCE
     assert (
-        _max_abs_diff([p.detach().numpy() for p in params], [v.numpy() for v in variables])
+        max_abs_diff([p.detach().numpy() for p in params], [v.numpy() for v in variables])
         <= TOLERANCE
     )
     assert factors_below_one > 0  # the adaptive clipping was exercised
