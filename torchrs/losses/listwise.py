@@ -36,11 +36,11 @@ class _RankingLoss(Loss):
 
     def __init__(
         self,
-        reduction: str,
-        name: str | None,
-        lambda_weight: Any,
-        temperature: float,
-        ragged: bool,
+        reduction: str = "auto",
+        name: str | None = None,
+        lambda_weight: Any = None,
+        temperature: float = 1.0,
+        ragged: bool = False,
     ) -> None:
         who = type(self).__name__
         if lambda_weight is not None:
@@ -65,6 +65,31 @@ class _RankingLoss(Loss):
         self._lambda_weight = lambda_weight
         self._temperature = float(temperature)
         self._ragged = ragged
+
+    def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
+        """Unweighted, unreduced losses: per item ``(B, L)`` (pairwise) or per list ``(B, 1)`` (listwise)."""
+        raise NotImplementedError
+
+    def _weights(self, y_true: Tensor, sample_weight: Tensor | None) -> Tensor | None:
+        """tfr's weights of :meth:`call`'s losses from the labels and the user's ``sample_weight``."""
+        raise NotImplementedError
+
+    def forward(
+        self, y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None
+    ) -> Tensor:
+        """Loss of a batch of lists.
+
+        Args:
+            y_true: ``(B, L)`` graded relevance, ``-1`` for padding.
+            y_pred: ``(B, L)`` scores.
+            sample_weight: optional scalar, per-list ``(B, 1)`` or per-item ``(B, L)`` weights.
+
+        Returns:
+            The reduced loss (with ``reduction="none"`` the weighted losses of :meth:`call`).
+        """
+        y_true, y_pred = check_lists(y_true, y_pred, type(self).__name__)
+        weights = self._weights(y_true, sample_weight)
+        return compute_weighted_loss(self.call(y_true, y_pred), weights, reduction=self.reduction)
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -97,37 +122,13 @@ class PairwiseHingeLoss(_RankingLoss):
     tensor(0.6000)
     """
 
-    def __init__(
-        self,
-        reduction: str = "auto",
-        name: str | None = None,
-        lambda_weight: Any = None,
-        temperature: float = 1.0,
-        ragged: bool = False,
-    ) -> None:
-        super().__init__(reduction, name, lambda_weight, temperature, ragged)
-
     def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
         """Per-item losses ``(B, L)`` before weighting and reduction."""
         y_true, y_pred = check_lists(y_true, y_pred, type(self).__name__)
         return pairwise_hinge_loss(y_true, y_pred / self._temperature)
 
-    def forward(
-        self, y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None
-    ) -> Tensor:
-        """Loss of a batch of lists.
-
-        Args:
-            y_true: ``(B, L)`` graded relevance, ``-1`` for padding.
-            y_pred: ``(B, L)`` scores.
-            sample_weight: optional scalar, per-list ``(B, 1)`` or per-item ``(B, L)`` weights.
-
-        Returns:
-            The reduced loss (``(B, L)`` weighted per-item losses with ``reduction="none"``).
-        """
-        y_true, y_pred = check_lists(y_true, y_pred, type(self).__name__)
-        weights = pairwise_weights(y_true, sample_weight)  # (B, L)
-        return compute_weighted_loss(self.call(y_true, y_pred), weights, reduction=self.reduction)
+    def _weights(self, y_true: Tensor, sample_weight: Tensor | None) -> Tensor | None:
+        return pairwise_weights(y_true, sample_weight)  # (B, L)
 
 
 class ListMLELoss(_RankingLoss):
@@ -154,34 +155,10 @@ class ListMLELoss(_RankingLoss):
     tensor(0.7981)
     """
 
-    def __init__(
-        self,
-        reduction: str = "auto",
-        name: str | None = None,
-        lambda_weight: Any = None,
-        temperature: float = 1.0,
-        ragged: bool = False,
-    ) -> None:
-        super().__init__(reduction, name, lambda_weight, temperature, ragged)
-
     def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
         """Per-list losses ``(B, 1)`` before weighting and reduction."""
         y_true, y_pred = check_lists(y_true, y_pred, type(self).__name__)
         return list_mle_loss(y_true, y_pred / self._temperature)
 
-    def forward(
-        self, y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None
-    ) -> Tensor:
-        """Loss of a batch of lists.
-
-        Args:
-            y_true: ``(B, L)`` graded relevance, ``-1`` for padding.
-            y_pred: ``(B, L)`` scores.
-            sample_weight: optional scalar, per-list ``(B, 1)`` or per-item ``(B, L)`` weights.
-
-        Returns:
-            The reduced loss (``(B, 1)`` weighted per-list losses with ``reduction="none"``).
-        """
-        y_true, y_pred = check_lists(y_true, y_pred, type(self).__name__)
-        weights = listwise_weights(y_true, sample_weight)  # (B, 1) or None
-        return compute_weighted_loss(self.call(y_true, y_pred), weights, reduction=self.reduction)
+    def _weights(self, y_true: Tensor, sample_weight: Tensor | None) -> Tensor | None:
+        return listwise_weights(y_true, sample_weight)  # (B, 1) or None
