@@ -81,6 +81,8 @@ ACTIVATION_OPS = {
     "Softmax": "softmax",
     "Exp": "exponential",
 }
+# What a plain tf.saved_model.save export lacking a layer's config is answered with.
+REEXPORT_HINT = "re-export with model.save(dir, save_format='tf') or as a .keras file"
 # Probe token for the verification forward pass: not in any real vocabulary.
 OOV_PROBE = b"\x00torchrs-oov-probe\x00"
 
@@ -451,7 +453,7 @@ class SavedModelReader:
                 "Dense",
                 path,
                 "tf.saved_model.save kept no traced call of this layer, so its activation is "
-                "unknown; re-export with model.save(dir, save_format='tf') or as a .keras file",
+                f"unknown; {REEXPORT_HINT}",
             )
         extra = ops - _LINEAR_OPS
         if not extra:
@@ -604,16 +606,20 @@ class _Walker:
         )
         return {"activation": activation, "use_bias": has_bias}
 
-    def config_layer(self, node_id: int, path: str, cls: str) -> dict[str, Any]:
-        """A layer rebuilt from its Keras config alone (Discretization, Hashing)."""
+    def required_config(
+        self, node_id: int, path: str, cls: str, what: str = "its config"
+    ) -> dict[str, Any]:
+        """The layer's Keras config, or the refusal a plain ``tf.saved_model.save`` export (no configs) gets."""
         config = self.sm.config(node_id)
         if not config:
             raise UnsupportedLayerError(
-                cls,
-                path,
-                "its config is not in the export (tf.saved_model.save); re-export with "
-                "model.save(dir, save_format='tf') or as a .keras file",
+                cls, path, f"{what} is not in the export (tf.saved_model.save); {REEXPORT_HINT}"
             )
+        return config
+
+    def config_layer(self, node_id: int, path: str, cls: str) -> dict[str, Any]:
+        """A layer rebuilt from its Keras config alone (Discretization, Hashing)."""
+        config = self.required_config(node_id, path, cls)
         self.sm.skip_variables(node_id, f"{cls} state is its config")
         if cls == "Hashing":
             self.plan.samples.setdefault(path, [b"a", b"torchrs", b"", OOV_PROBE])
@@ -631,8 +637,7 @@ class _Walker:
             raise UnsupportedLayerError(
                 "TextVectorization",
                 path,
-                "its config or lookup layer is not in the export; re-export with "
-                "model.save(dir, save_format='tf') or as a .keras file",
+                f"its config or lookup layer is not in the export; {REEXPORT_HINT}",
             )
         for key in ("standardize", "split"):
             if config.get(key) not in (None, *_TEXT_MODES[key]):
@@ -660,14 +665,9 @@ class _Walker:
 
     def gru(self, node_id: int, path: str, prefix: str) -> dict[str, Any]:
         """Keras GRU -> ``torch.nn.GRU`` (batch first), gates reordered (see ``rules``)."""
-        config = self.sm.config(node_id)
-        if not config:
-            raise UnsupportedLayerError(
-                "GRU",
-                path,
-                "its config (units, activations, reset_after) is not in the export; re-export "
-                "with model.save(dir, save_format='tf') or as a .keras file",
-            )
+        config = self.required_config(
+            node_id, path, "GRU", "its config (units, activations, reset_after)"
+        )
         units = int(config["units"])
         wanted = {
             "activation": "tanh",
@@ -918,14 +918,7 @@ class _Walker:
 
     def graph_layer(self, node_id: int, path: str, cls: str) -> dict[str, Any]:
         """Merge / reshape / dropout layers: no variables, rebuilt from their Keras config."""
-        config = self.sm.config(node_id)
-        if not config:
-            raise UnsupportedLayerError(
-                cls,
-                path,
-                "its config is not in the export (tf.saved_model.save); re-export with "
-                "model.save(dir, save_format='tf') or as a .keras file",
-            )
+        config = self.required_config(node_id, path, cls)
         if cls == "Flatten" and config.get("data_format") == "channels_first":
             raise UnsupportedLayerError(cls, path, "data_format='channels_first' is not rebuilt")
         return {
@@ -1204,8 +1197,7 @@ class _Walker:
                 cls,
                 path,
                 f"tf.saved_model.save kept no config and its table starts at index {start}, so index 0 may be a "
-                "mask token or an OOV bucket; re-export with model.save(dir, save_format='tf') or as a .keras "
-                "file",
+                f"mask token or an OOV bucket; {REEXPORT_HINT}",
             )
         if not config:
             clean = {"num_oov_indices": start}

@@ -11,22 +11,15 @@ import numpy as np
 
 from converters.tfrs_to_torch.errors import ConversionError
 from converters.tfrs_to_torch.readers import Plan
+from converters.tfrs_to_torch.writer import SAFETENSORS_DTYPES
 
 # Rows compared at a time when re-reading a written tensor (bounds the verification's extra memory).
 VERIFY_BLOCK_ROWS = 65536
 
 
-# safetensors dtype names -> NumPy (the types the converter writes).
-_SAFETENSORS_DTYPES = {
-    "F64": np.float64,
-    "F32": np.float32,
-    "F16": np.float16,
-    "I64": np.int64,
-    "I32": np.int32,
-    "I16": np.int16,
-    "I8": np.int8,
-    "U8": np.uint8,
-    "BOOL": np.bool_,
+# safetensors dtype names -> NumPy: the writer's table, inverted.
+_SAFETENSORS_DTYPES: dict[str, np.dtype] = {
+    code: dtype for dtype, code in SAFETENSORS_DTYPES.items()
 }
 # The safetensors header: an 8-byte little-endian length, then that many bytes of JSON.
 _HEADER_LENGTH_BYTES = 8
@@ -56,7 +49,7 @@ class _WrittenTensors:
     def rows(self, name: str, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop`` (the whole tensor for a scalar)."""
         entry = self.entries[name]
-        dtype = np.dtype(_SAFETENSORS_DTYPES[entry["dtype"]])
+        dtype = _SAFETENSORS_DTYPES[entry["dtype"]]
         shape = tuple(entry["shape"])
         row_items = int(np.prod(shape[1:], dtype=np.int64)) if shape else 1
         if not shape:

@@ -27,7 +27,7 @@ CONFIG_FILE = "torchrs.json"
 WEIGHTS_FILE = "model.safetensors"
 REPORT_FILE = "report.json"
 # safetensors dtype codes for the NumPy dtypes a TF model holds.
-SAFETENSORS_DTYPES = {
+SAFETENSORS_DTYPES: dict[np.dtype, str] = {
     np.dtype("float64"): "F64",
     np.dtype("float32"): "F32",
     np.dtype("float16"): "F16",
