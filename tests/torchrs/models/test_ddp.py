@@ -20,15 +20,14 @@ def test_two_ranks_match_one_process(tmp_path: Path) -> None:
     # MSE with SUM_OVER_BATCH_SIZE on equal halves: the mean of the two ranks' gradients is the gradient of the
     # global batch, so two ranks on halves and one process on whole batches follow the same trajectory.
     worker = Path(__file__).with_name("ddp_worker.py")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [
             sys.executable,
             "-m",
             "torch.distributed.run",
+            "--standalone",  # rendezvous on a free local port
             "--nproc_per_node=2",
-            "--master_addr=127.0.0.1",
-            "--master_port=29533",
             str(worker),
             str(tmp_path),
         ],
