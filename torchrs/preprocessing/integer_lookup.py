@@ -1,8 +1,10 @@
 """``tf.keras.layers.IntegerLookup`` (Keras 2) for PyTorch: integers to contiguous indices.
 
 Inputs are torch integer tensors (on any device), NumPy integer arrays or (nested) lists of ints;
-outputs are ``torch.LongTensor``s on the input's device. The lookup is vectorised: a binary
-search (``torch.searchsorted``) over the sorted vocabulary, no Python loop over inputs.
+outputs are ``torch.LongTensor``s on the input's device. The lookup is vectorised, no Python loop over
+inputs: a direct-address table (one gather) when the vocabulary's ids are dense enough (MovieLens user and
+movie ids are), else a binary search (``torch.searchsorted``) over the sorted vocabulary. For 1M inputs over a
+500k-id vocabulary drawn from [0, 2M) the gather is ~15x faster than the search (``benchmarks/test_preprocessing.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ from torchrs.preprocessing._index_lookup import (
 
 __all__ = ["IntegerLookup"]
 
+# A direct-address table is used when it spans at most this many slots per vocabulary entry (or at most
+# DENSE_TABLE_MIN_SLOTS in all): its memory stays within a few times that of the sorted keys.
+DENSE_TABLE_SLOTS_PER_TOKEN = 4
+DENSE_TABLE_MIN_SLOTS = 1 << 16
+# Marks an id of the direct-address table's range that is not in the vocabulary.
+_ABSENT = -1
 # Vocabulary dtypes Keras can build a lookup table for (TF hash tables have int32 / int64 keys).
 VOCABULARY_DTYPES = {"int32": torch.int32, "int64": torch.int64}
 # TensorFlow reads an integer vocabulary file line with ``safe_strto64``: optional sign, digits,
@@ -115,6 +123,10 @@ class IntegerLookup(IndexLookup):
         self._sorted_keys: torch.Tensor | None = None
         self._sorted_values: torch.Tensor | None = None
         self._token_tensor: torch.Tensor | None = None
+        self._dense_slots: torch.Tensor | None = (
+            None  # (max - min + 1,) slot of id min + i, or _ABSENT
+        )
+        self._dense_low = 0
         super().__init__(
             max_tokens=max_tokens,
             num_oov_indices=num_oov_indices,
@@ -193,6 +205,14 @@ class IntegerLookup(IndexLookup):
         self._sorted_keys = values[order].to(device)  # (V,)
         self._sorted_values = (order + self._token_start_index()).to(device)  # (V,)
         self._token_tensor = values.to(device)  # (V,)
+        self._dense_slots = None
+        if len(tokens):
+            low, high = int(self._sorted_keys[0]), int(self._sorted_keys[-1])
+            span = high - low + 1
+            if span <= max(DENSE_TABLE_SLOTS_PER_TOKEN * len(tokens), DENSE_TABLE_MIN_SLOTS):
+                dense = torch.full((span,), _ABSENT, dtype=torch.int64)  # (span,)
+                dense[values - low] = torch.arange(len(tokens)) + self._token_start_index()
+                self._dense_slots, self._dense_low = dense.to(device), low
 
     def _on_device(self, name: str, device: torch.device) -> torch.Tensor:
         tensor = getattr(self, name)
@@ -209,11 +229,20 @@ class IntegerLookup(IndexLookup):
     def _lookup_tensor(self, values: torch.Tensor) -> torch.Tensor:
         """Indices of integer inputs, OOV handled (floormod hashing or the num_oov=0 error)."""
         values = self._cast_keys(values)
-        keys = self._on_device("_sorted_keys", values.device)  # (V,)
-        slots = self._on_device("_sorted_values", values.device)  # (V,)
-        position = torch.searchsorted(keys, values.contiguous()).clamp_(max=keys.shape[0] - 1)
-        found = keys[position] == values  # (...)
-        indices = torch.where(found, slots[position], self._default_value())  # (...)
+        if self._dense_slots is not None:
+            dense = self._on_device("_dense_slots", values.device)  # (span,)
+            offset = values - self._dense_low  # (...)
+            in_range = (offset >= 0) & (offset < dense.shape[0])
+            slot = dense[offset.clamp_(0, dense.shape[0] - 1)]  # (...)
+            indices = torch.where(
+                in_range & (slot != _ABSENT), slot, self._default_value()
+            )  # (...)
+        else:
+            keys = self._on_device("_sorted_keys", values.device)  # (V,)
+            slots = self._on_device("_sorted_values", values.device)  # (V,)
+            position = torch.searchsorted(keys, values.contiguous()).clamp_(max=keys.shape[0] - 1)
+            found = keys[position] == values  # (...)
+            indices = torch.where(found, slots[position], self._default_value())  # (...)
         if self.mask_token is not None:
             indices = torch.where(values == cast(int, self._mask_key), self._mask_value(), indices)
         if self.num_oov_indices == 0:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 
 import numpy as np
 import pytest
@@ -423,19 +422,20 @@ def test_call_and_adapt_errors():
         StringLookup(vocabulary=VOCAB, output_mode="count")([[["a"]]])
 
 
-def test_lookup_of_100k_tokens_is_fast():
+def test_lookup_of_100k_tokens():
+    # Speed is measured against tf.keras in benchmarks/test_preprocessing.py; here the large batch's values.
     rng = random.Random(0)
     vocab = [f"movie_{i}" for i in range(50_000)]
     layer = StringLookup(vocabulary=vocab, num_oov_indices=4)
     tokens = [f"movie_{rng.randrange(60_000)}" for _ in range(100_000)]  # ~17% OOV, hashed
-    layer(tokens[:10])
-    start = time.perf_counter()
     out = layer(tokens)
-    elapsed = time.perf_counter() - start
     assert out.shape == (100_000,)
-    assert int(out[tokens.index("movie_7")]) == 4 + 7
-    # About 30 ms on one laptop core; 1 s leaves room for slow CI machines.
-    assert elapsed < 1.0, f"100k lookups took {elapsed:.3f}s"
+    known = [i for i, token in enumerate(tokens) if int(token[6:]) < 50_000]
+    assert out[known].tolist() == [4 + int(tokens[i][6:]) for i in known]
+    unknown = [i for i, token in enumerate(tokens) if int(token[6:]) >= 50_000]
+    assert 0.1 < len(unknown) / len(tokens) < 0.25
+    assert out[unknown].max() < 4  # every unknown token lands in one of the 4 OOV buckets
+    assert out[unknown].unique().numel() == 4
 
 
 # --------------------------------------------------------------------------------------------
