@@ -295,8 +295,10 @@ class StringLookup(IndexLookup):
         missing = np.flatnonzero(indices == _MISS)  # (M,)
         if missing.size == 0:
             return indices
-        keys = [_input_bytes(values[i]) for i in missing]
-        resolved = np.fromiter(map(table.get, keys, repeat(_MISS)), np.int64, len(keys))  # (M,)
+        # Each distinct unmatched input is resolved once: as UTF-8 bytes, then to its OOV bucket.
+        distinct = list(dict.fromkeys(values[i] for i in missing))  # (U,)
+        keys = [_input_bytes(value) for value in distinct]
+        resolved = np.fromiter(map(table.get, keys, repeat(_MISS)), np.int64, len(keys))  # (U,)
         oov = np.flatnonzero(resolved == _MISS)
         if oov.size:
             oov_keys = [keys[i] for i in oov]
@@ -305,15 +307,12 @@ class StringLookup(IndexLookup):
             if self.num_oov_indices == 1:
                 resolved[oov] = self._oov_start_index()
             else:
-                unique = list(dict.fromkeys(oov_keys))
-                buckets = dict(
-                    zip(
-                        unique, hash_bucket_fast(unique, self.num_oov_indices).tolist(), strict=True
-                    )
-                )
-                resolved[oov] = np.array([buckets[k] for k in oov_keys], dtype=np.int64)
-                resolved[oov] += self._oov_start_index()
-        indices[missing] = resolved
+                buckets = hash_bucket_fast(oov_keys, self.num_oov_indices)  # (O,)
+                resolved[oov] = buckets + self._oov_start_index()
+        slot = dict(zip(distinct, resolved.tolist(), strict=True))
+        indices[missing] = np.fromiter(
+            map(slot.__getitem__, (values[i] for i in missing)), np.int64, missing.size
+        )
         return indices
 
     # ---- forward ----------------------------------------------------------------------------
