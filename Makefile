@@ -53,6 +53,7 @@ bench: $(STAMP) $(KR_STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check torchrs converters parity tests
 	$(VENV)/bin/ruff format --check torchrs converters parity tests
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) $(KR_VENV) reports .pytest_cache

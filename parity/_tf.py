@@ -9,6 +9,10 @@ from types import ModuleType
 def import_tf() -> tuple[ModuleType, ModuleType]:
     """Returns ``(tensorflow, tensorflow_recommenders)`` with ``tf.keras`` being Keras 2 (tf-keras).
 
+    TensorFlow has no type stubs. A function that derives classes from TF classes (``class M(tfrs.Model)``)
+    first declares the names it unpacks these modules into as ``Any`` (``tfrs: Any``): mypy accepts a
+    dynamic base class only through a variable declared ``Any``.
+
     Raises:
         ImportError: with the install command, when the ``tf`` extra is missing, or when TensorFlow was already
             imported with Keras 3 in this process.

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -158,7 +158,7 @@ def _scaled(n: int, scale: float) -> int:
     return max(1, round(n * scale))
 
 
-def _load(data_dir: str, table: str = "ratings") -> Any:
+def _load(data_dir: str, table: Literal["ratings", "movies"] = "ratings") -> Any:
     try:
         return movielens.load(data_dir, table)
     except (FileNotFoundError, ValueError, TypeError) as err:
@@ -287,21 +287,26 @@ def _tf_variables(prepared: Prepared, model: Any) -> dict[str, Any]:
     return out
 
 
-def _torch_parameters(prepared: Prepared, model: nn.Module) -> dict[str, nn.Parameter]:
-    """Canonical name -> torch parameter; names ending in ``.kernel`` are stored transposed (``weight``)."""
-    if prepared.scenario == "basic_retrieval":
+def _torch_parameters(
+    model: basic_retrieval.TorchMovielensModel | basic_ranking.TorchMovielensRankingModel,
+) -> dict[str, nn.Parameter]:
+    """Canonical name -> torch parameter; names ending in ``.kernel`` are stored transposed (``weight``).
+
+    Each tower is ``nn.Sequential(lookup, embedding)``: its table is the parameter ``1.weight``.
+    """
+    if isinstance(model, basic_retrieval.TorchMovielensModel):
         return {
-            "user_model.embedding": model.user_model[-1].weight,
-            "movie_model.embedding": model.movie_model[-1].weight,
+            "user_model.embedding": model.user_model.get_parameter("1.weight"),
+            "movie_model.embedding": model.movie_model.get_parameter("1.weight"),
         }
     rm = model.ranking_model
     out = {
-        "user_embeddings.embedding": rm.user_embeddings[-1].weight,
-        "movie_embeddings.embedding": rm.movie_embeddings[-1].weight,
+        "user_embeddings.embedding": rm.user_embeddings.get_parameter("1.weight"),
+        "movie_embeddings.embedding": rm.movie_embeddings.get_parameter("1.weight"),
     }
     for i, layer in enumerate(rm.ratings):
-        out[f"ratings.dense_{i}.kernel"] = layer.weight
-        out[f"ratings.dense_{i}.bias"] = layer.bias
+        out[f"ratings.dense_{i}.kernel"] = layer.get_parameter("weight")
+        out[f"ratings.dense_{i}.bias"] = layer.get_parameter("bias")
     return out
 
 
@@ -348,6 +353,7 @@ def run_tf_side(prepared: Prepared) -> FrameworkRun:
     """Builds, trains and evaluates the TFRS model on the prepared batches; records everything."""
     from parity._tf import import_tf
 
+    tf: Any  # declared Any (TF has no type stubs) so that mypy accepts TF base classes
     tf, tfrs = import_tf()
     config = prepared.config
     module = SCENARIOS[prepared.scenario]
@@ -450,7 +456,7 @@ def run_torch_side(
     model = module.build_torch(prepared.data, config)
     if mutation is not None and mutation.patch is not None:
         mutation.patch(model)
-    parameters = module.torch_parameters(model) if generic else _torch_parameters(prepared, model)
+    parameters = module.torch_parameters(model) if generic else _torch_parameters(model)
     if initial_weights is not None:  # None: independent mode, torchrs's own Keras-like init
         if generic and hasattr(
             module, "keras_to_torch"
@@ -491,6 +497,7 @@ def run_torch_side(
 
     model.eval()
     extra: dict[str, np.ndarray] = {}
+    top_k_ids: np.ndarray | None
     with torch.no_grad():
         if generic:
             outputs = module.torch_outputs(model, prepared.data, config, dev)
@@ -502,7 +509,7 @@ def run_torch_side(
             index.index(model.movie_model(titles), titles)
             scores, ids = index(prepared.data.unique_user_ids)
             predictions = scores.cpu().numpy()
-            top_k_ids: np.ndarray | None = np.asarray(ids).astype(str)
+            top_k_ids = np.asarray(ids).astype(str)
         else:
             predictions = (
                 model.ranking_model(test_cols["user_id"], test_cols["movie_title"])

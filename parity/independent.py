@@ -149,14 +149,16 @@ def welch(a: Sequence[float], b: Sequence[float]) -> WelchComparison:
     >>> c.difference, round(c.standard_error**2, 12), c.df
     (4.0, 2.0, 2.0)
     """
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if a.size < 2 or b.size < 2:
-        raise ValueError(f"Welch's t-test needs >= 2 values per side (got {a.size} and {b.size}).")
-    va, vb = float(a.var(ddof=1)) / a.size, float(b.var(ddof=1)) / b.size
+    xa, xb = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if xa.size < 2 or xb.size < 2:
+        raise ValueError(
+            f"Welch's t-test needs >= 2 values per side (got {xa.size} and {xb.size})."
+        )
+    va, vb = float(xa.var(ddof=1)) / xa.size, float(xb.var(ddof=1)) / xb.size
     if va + vb == 0.0:
-        return WelchComparison(float(b.mean() - a.mean()), 0.0, math.inf)
-    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
-    return WelchComparison(float(b.mean() - a.mean()), math.sqrt(va + vb), float(df))
+        return WelchComparison(float(xb.mean() - xa.mean()), 0.0, math.inf)
+    df = (va + vb) ** 2 / (va**2 / (xa.size - 1) + vb**2 / (xb.size - 1))
+    return WelchComparison(float(xb.mean() - xa.mean()), math.sqrt(va + vb), float(df))
 
 
 def welch_t_test(a: Sequence[float], b: Sequence[float]) -> float:

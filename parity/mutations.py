@@ -9,12 +9,13 @@ independent mode (`parity.independent`) must catch.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 import torchrs as trs
+from parity.scenarios import basic_ranking, basic_retrieval, dcn, multitask, sequential_retrieval
 
 
 def _exchange_first_gates(tensor: torch.Tensor, units: int) -> torch.Tensor:
@@ -89,24 +90,43 @@ def _mean_reduction(model: nn.Module) -> None:
 
 
 def _oov_off_by_one(model: nn.Module) -> None:
-    if hasattr(model, "_embeddings"):  # dcn: one lookup + embedding per feature
-        towers = list(model._embeddings.values())
-    elif hasattr(model, "user_model"):  # basic_retrieval, multitask
+    towers: list[nn.Sequential]  # each nn.Sequential(lookup, embedding)
+    if isinstance(model, dcn.TorchDCN):
+        # One tower per feature, in an nn.ModuleDict, which types its values as plain nn.Module.
+        towers = [cast(nn.Sequential, tower) for tower in model._embeddings.values()]
+    elif isinstance(model, (basic_retrieval.TorchMovielensModel, multitask.TorchMultitaskModel)):
         towers = [model.user_model, model.movie_model]
-    else:  # basic_ranking
+    elif isinstance(model, basic_ranking.TorchMovielensRankingModel):
         towers = [model.ranking_model.user_embeddings, model.ranking_model.movie_embeddings]
+    else:
+        raise TypeError(
+            "oov_off_by_one patches the basic_retrieval, basic_ranking, dcn and multitask models, "
+            f"not {type(model).__name__}."
+        )
     for tower in towers:
-        tower[0] = _OffByOneLookup(tower[0], tower[1].weight.shape[0])
+        tower[0] = _OffByOneLookup(tower[0], tower.get_parameter("1.weight").shape[0])
+
+
+def _query_tower(model: nn.Module) -> tuple[nn.Sequential, sequential_retrieval.LastStateGRU]:
+    """sequential_retrieval's query tower (lookup, embedding, LastStateGRU) and its LastStateGRU."""
+    if not isinstance(model, sequential_retrieval.TorchSequentialModel):
+        raise TypeError(
+            f"The GRU mutations patch the sequential_retrieval model, not {type(model).__name__}."
+        )
+    tower = model._query_model
+    # nn.Sequential types its items as plain nn.Module.
+    return tower, cast(sequential_retrieval.LastStateGRU, tower[2])
 
 
 def _gru_keras_gate_order(model: nn.Module) -> None:
-    # sequential_retrieval's query tower: lookup, embedding, LastStateGRU.
-    model._query_model[2] = _KerasGateOrderGRU(model._query_model[2].gru)
+    tower, layer = _query_tower(model)
+    tower[2] = _KerasGateOrderGRU(layer.gru)
 
 
 def _gru_bias_rows_swapped(model: nn.Module) -> None:
-    layer = model._query_model[2]
-    layer.gru = _BiasRowsSwappedGRU(layer.gru)
+    _, layer = _query_tower(model)
+    # A look-alike in place of the nn.GRU is the bug injected, so the declared type cannot hold.
+    layer.gru = _BiasRowsSwappedGRU(layer.gru)  # type: ignore[assignment]
 
 
 @torch.no_grad()

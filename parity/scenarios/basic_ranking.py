@@ -110,6 +110,8 @@ def build_tf(data: RankingData, config: BasicRankingConfig) -> Any:
     """Builds the tutorial's TFRS model (TensorFlow imported here, never by torchrs)."""
     from parity._tf import import_tf
 
+    tf: Any  # declared Any (TF has no type stubs) so that mypy accepts TF base classes
+    tfrs: Any
     tf, tfrs = import_tf()
     tf.keras.utils.set_random_seed(config.seed)
     dim = config.embedding_dimension

@@ -95,7 +95,7 @@ class TorchMovielensModel(trs.Model):
     """The tutorial's ``MovielensModel`` in torchrs."""
 
     def __init__(
-        self, user_model: nn.Module, movie_model: nn.Module, task: trs.tasks.Retrieval
+        self, user_model: nn.Sequential, movie_model: nn.Sequential, task: trs.tasks.Retrieval
     ) -> None:
         super().__init__()
         self.movie_model = movie_model
@@ -169,6 +169,7 @@ def build_tf(data: RetrievalData, config: BasicRetrievalConfig) -> Any:
     """Builds the tutorial's TFRS model (TensorFlow imported here, never by torchrs)."""
     from parity._tf import import_tf
 
+    tfrs: Any  # declared Any (TF has no type stubs) so that mypy accepts TF base classes
     tf, tfrs = import_tf()
     tf.keras.utils.set_random_seed(config.seed)
     dim = config.embedding_dimension

@@ -172,17 +172,18 @@ def build_torch(data: ContextData, config: ContextFeaturesConfig) -> TorchContex
 
 def torch_parameters(model: TorchContextModel) -> dict[str, nn.Parameter]:
     """Canonical name -> torch parameter (``.kernel`` names hold ``weight [out, in]``)."""
-    user, query_dense = model.query_model[0], model.query_model[1]
-    movie, candidate_dense = model.candidate_model[0], model.candidate_model[1]
+    # query: TorchUserModel, Dense; candidate: TorchMovieModel, Dense. Their id and timestamp towers:
+    # lookup, embedding.
+    query, candidate = model.query_model, model.candidate_model
     return {
-        "query.user_embedding": user.user_embedding[-1].weight,
-        "query.timestamp_embedding": user.timestamp_embedding[-1].weight,
-        "query.dense.kernel": query_dense.weight,
-        "query.dense.bias": query_dense.bias,
-        "candidate.title_embedding": movie.title_embedding[-1].weight,
-        "candidate.title_text_embedding": movie.title_text_embedding.weight,
-        "candidate.dense.kernel": candidate_dense.weight,
-        "candidate.dense.bias": candidate_dense.bias,
+        "query.user_embedding": query.get_parameter("0.user_embedding.1.weight"),
+        "query.timestamp_embedding": query.get_parameter("0.timestamp_embedding.1.weight"),
+        "query.dense.kernel": query.get_parameter("1.weight"),
+        "query.dense.bias": query.get_parameter("1.bias"),
+        "candidate.title_embedding": candidate.get_parameter("0.title_embedding.1.weight"),
+        "candidate.title_text_embedding": candidate.get_parameter("0.title_text_embedding.weight"),
+        "candidate.dense.kernel": candidate.get_parameter("1.weight"),
+        "candidate.dense.bias": candidate.get_parameter("1.bias"),
     }
 
 
@@ -210,6 +211,8 @@ def build_tf(data: ContextData, config: ContextFeaturesConfig) -> Any:
     """Builds the tutorial's TFRS model (TensorFlow imported here, never by torchrs)."""
     from parity._tf import import_tf
 
+    tf: Any  # declared Any (TF has no type stubs) so that mypy accepts TF base classes
+    tfrs: Any
     tf, tfrs = import_tf()
     tf.keras.utils.set_random_seed(config.seed)
     dim = EMBEDDING_DIMENSION

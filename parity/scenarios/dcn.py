@@ -131,9 +131,11 @@ def build_torch(data: DCNData, config: DCNConfig) -> TorchDCN:
 
 def torch_parameters(model: TorchDCN) -> dict[str, nn.Parameter]:
     """Canonical name -> torch parameter (``.kernel`` names hold ``weight [out, in]``)."""
-    out = {f"embedding.{n}": model._embeddings[n][-1].weight for n in ALL_FEATURES}
-    out["cross._dense.kernel"] = model._cross_layer._dense.weight
-    out["cross._dense.bias"] = model._cross_layer._dense.bias
+    # Each feature's tower: lookup, embedding.
+    out = {f"embedding.{n}": model._embeddings[n].get_parameter("1.weight") for n in ALL_FEATURES}
+    # get_parameter types them Parameter (KerasDense declares its lazily built weights uninitialised).
+    out["cross._dense.kernel"] = model._cross_layer.get_parameter("_dense.weight")
+    out["cross._dense.bias"] = model._cross_layer.get_parameter("_dense.bias")
     for i, layer in enumerate([*model._deep_layers, model._logit_layer]):
         out[f"dense_{i}.kernel"] = layer.weight
         out[f"dense_{i}.bias"] = layer.bias
@@ -159,6 +161,7 @@ def build_tf(data: DCNData, config: DCNConfig) -> Any:
     """Builds the tutorial's TFRS model (TensorFlow imported here, never by torchrs)."""
     from parity._tf import import_tf
 
+    tfrs: Any  # declared Any (TF has no type stubs) so that mypy accepts TF base classes
     tf, tfrs = import_tf()
     tf.keras.utils.set_random_seed(config.seed)
     dim = config.embedding_dimension

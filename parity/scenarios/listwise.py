@@ -33,7 +33,7 @@ NumPy permutation of the training lists (seed 42), applied once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -225,8 +225,13 @@ class TorchListwiseModels(trs.Model):
         )
 
     def compute_loss(self, features: dict[str, Any], training: bool = False) -> torch.Tensor:
-        losses = [m.compute_loss(features, training) for m in self.ranking_models.values()]
+        losses = [m.compute_loss(features, training) for m in _ranking_models(self).values()]
         return torch.stack(losses).sum()
+
+
+def _ranking_models(model: TorchListwiseModels) -> dict[str, TorchRankingModel]:
+    # nn.ModuleDict types its values as plain nn.Module; these are the TorchRankingModels built above.
+    return {name: cast(TorchRankingModel, m) for name, m in model.ranking_models.items()}
 
 
 def build_torch(data: ListwiseData, config: ListwiseConfig) -> TorchListwiseModels:
@@ -238,12 +243,12 @@ def build_torch(data: ListwiseData, config: ListwiseConfig) -> TorchListwiseMode
 def torch_parameters(model: TorchListwiseModels) -> dict[str, nn.Parameter]:
     """Canonical name -> torch parameter (``.kernel`` names hold ``weight [out, in]``)."""
     out = {}
-    for name, m in model.ranking_models.items():
-        out[f"{name}.user_embeddings.embedding"] = m.user_embeddings[-1].weight
-        out[f"{name}.movie_embeddings.embedding"] = m.movie_embeddings[-1].weight
+    for name, m in _ranking_models(model).items():
+        out[f"{name}.user_embeddings.embedding"] = m.user_embeddings.get_parameter("1.weight")
+        out[f"{name}.movie_embeddings.embedding"] = m.movie_embeddings.get_parameter("1.weight")
         for i, layer in enumerate(m.score_model):
-            out[f"{name}.score_model.dense_{i}.kernel"] = layer.weight
-            out[f"{name}.score_model.dense_{i}.bias"] = layer.bias
+            out[f"{name}.score_model.dense_{i}.kernel"] = layer.get_parameter("weight")
+            out[f"{name}.score_model.dense_{i}.bias"] = layer.get_parameter("bias")
     return out
 
 
@@ -261,7 +266,7 @@ def torch_outputs(
         for k, v in data.test.items()
     }
     scores = {
-        name: m.call(test).squeeze(-1).cpu().numpy() for name, m in model.ranking_models.items()
+        name: m.call(test).squeeze(-1).cpu().numpy() for name, m in _ranking_models(model).items()
     }
     return _outputs(scores, config)
 
@@ -287,6 +292,7 @@ def build_tf(data: ListwiseData, config: ListwiseConfig) -> Any:
     """Builds the tutorial's TFRS models (TensorFlow and tensorflow-ranking imported here, never by torchrs)."""
     from parity._tf import import_tf, import_tfr
 
+    tfrs: Any  # declared Any (TF has no type stubs) so that mypy accepts TF base classes
     tf, tfrs = import_tf()
     tfr = import_tfr()
     _check_losses(config)

@@ -135,13 +135,14 @@ def build_torch(data: MultitaskData, config: MultitaskConfig) -> TorchMultitaskM
 
 def torch_parameters(model: TorchMultitaskModel) -> dict[str, nn.Parameter]:
     """Canonical name -> torch parameter (``.kernel`` names hold ``weight [out, in]``)."""
+    # Each tower: lookup, embedding.
     out = {
-        "user_model.embedding": model.user_model[-1].weight,
-        "movie_model.embedding": model.movie_model[-1].weight,
+        "user_model.embedding": model.user_model.get_parameter("1.weight"),
+        "movie_model.embedding": model.movie_model.get_parameter("1.weight"),
     }
     for i, layer in enumerate(model.rating_model):
-        out[f"rating_model.dense_{i}.kernel"] = layer.weight
-        out[f"rating_model.dense_{i}.bias"] = layer.bias
+        out[f"rating_model.dense_{i}.kernel"] = layer.get_parameter("weight")
+        out[f"rating_model.dense_{i}.bias"] = layer.get_parameter("bias")
     return out
 
 
@@ -171,6 +172,7 @@ def build_tf(data: MultitaskData, config: MultitaskConfig) -> Any:
     """Builds the tutorial's TFRS model (TensorFlow imported here, never by torchrs)."""
     from parity._tf import import_tf
 
+    tfrs: Any  # declared Any (TF has no type stubs) so that mypy accepts TF base classes
     tf, tfrs = import_tf()
     tf.keras.utils.set_random_seed(config.seed)
     dim = config.embedding_dimension

@@ -157,14 +157,15 @@ def build_torch(data: SequenceData, config: SequentialRetrievalConfig) -> TorchS
 
 def torch_parameters(model: TorchSequentialModel) -> dict[str, nn.Parameter]:
     """Canonical name -> torch parameter, GRU in torch layout (see `keras_to_torch`)."""
-    gru = model._query_model[2].gru
+    # query: lookup, embedding, LastStateGRU; candidate: lookup, embedding.
+    query, candidate = model._query_model, model._candidate_model
     return {
-        "query.embedding": model._query_model[1].weight,
-        "query.gru.weight_ih": gru.weight_ih_l0,
-        "query.gru.weight_hh": gru.weight_hh_l0,
-        "query.gru.bias_ih": gru.bias_ih_l0,
-        "query.gru.bias_hh": gru.bias_hh_l0,
-        "candidate.embedding": model._candidate_model[1].weight,
+        "query.embedding": query.get_parameter("1.weight"),
+        "query.gru.weight_ih": query.get_parameter("2.gru.weight_ih_l0"),
+        "query.gru.weight_hh": query.get_parameter("2.gru.weight_hh_l0"),
+        "query.gru.bias_ih": query.get_parameter("2.gru.bias_ih_l0"),
+        "query.gru.bias_hh": query.get_parameter("2.gru.bias_hh_l0"),
+        "candidate.embedding": candidate.get_parameter("1.weight"),
     }
 
 
@@ -219,6 +220,7 @@ def build_tf(data: SequenceData, config: SequentialRetrievalConfig) -> Any:
     """Builds the tutorial's TFRS model (TensorFlow imported here, never by torchrs)."""
     from parity._tf import import_tf
 
+    tfrs: Any  # declared Any (TF has no type stubs) so that mypy accepts TF base classes
     tf, tfrs = import_tf()
     tf.keras.utils.set_random_seed(config.seed)
     dim, vocab = EMBEDDING_DIMENSION, data.unique_movie_ids
