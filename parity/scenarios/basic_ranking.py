@@ -156,6 +156,10 @@ def build_tf(data: RankingData, config: BasicRankingConfig) -> Any:
                 metrics=[tf.keras.metrics.RootMeanSquaredError()],
             )
 
+        def call(self, features: dict[str, Any]) -> Any:
+            # The tutorial's serving signature: tf.saved_model.save(model) then loaded(features).
+            return self.ranking_model((features["user_id"], features["movie_title"]))
+
         def compute_loss(self, features: dict[str, Any], training: bool = False) -> Any:
             predictions = self.ranking_model((features["user_id"], features["movie_title"]))
             return self.task(labels=features["user_rating"], predictions=predictions)
