@@ -65,7 +65,18 @@ VARIABLE_ATTRIBUTE = "VARIABLE_VALUE"
 ATTRIBUTES_SUFFIX = "/.ATTRIBUTES/"
 # Op types of a traced Dense call that carry no activation.
 _LINEAR_OPS = frozenset(
-    {"MatMul", "BiasAdd", "ReadVariableOp", "Identity", "NoOp", "Cast", "AddV2", "Add"}
+    {
+        "MatMul",
+        "BiasAdd",
+        "ReadVariableOp",
+        "Identity",
+        "IdentityN",  # the pass-through a custom gradient (swish's) is traced as
+        "Const",
+        "NoOp",
+        "Cast",
+        "AddV2",
+        "Add",
+    }
 )
 # Activation op -> Keras activation name (a Dense layer's traced call, plain SavedModel only).
 ACTIVATION_OPS = {
@@ -430,8 +441,77 @@ class SavedModelReader:
                     pending.append(node.attr["f"].func.name)
         return None
 
-    def dense_activation(self, node_id: int, path: str) -> str:
-        """A Dense layer's activation, read from the op types of its traced call."""
+    def traced_activations(self, layer_id: int) -> dict[int, str | None]:
+        """The activation applied after each ``MatMul`` in a layer's traced call, by kernel variable node.
+
+        Follows the data flow of the call's function: the kernel's ``ReadVariableOp`` feeds a ``MatMul``;
+        the ops downstream of it up to the next ``MatMul`` are the bias add and the activation: one
+        activation op, ``Sigmoid`` + ``Mul`` (swish) or none (linear).
+        ``None``: ops that are no Keras activation torchrs knows. Used for Dense sublayers whose own call
+        was never traced (an MLP block's: only the block's call was).
+        """
+        fn_id = self.child(
+            layer_id, "call_and_return_conditional_losses", "call_and_return_all_conditional_losses"
+        )
+        names = [] if fn_id is None else list(self.graph.nodes[fn_id].function.concrete_functions)
+        activations: dict[int, str | None] = {}
+        for name in names:
+            fn, saved = self.functions.get(name), self.graph.concrete_functions.get(name)
+            if fn is None or saved is None:
+                continue
+            args = [arg.name for arg in fn.signature.input_arg]
+            bound = list(saved.bound_inputs)
+            if len(bound) > len(args):
+                continue
+            # The captured variables are the function's last arguments, in bound_inputs order.
+            captured = dict(zip(args[len(args) - len(bound) :], bound, strict=True))
+            consumers: dict[str, list[Any]] = {}
+            for node in fn.node_def:
+                for tensor in node.input:
+                    consumers.setdefault(tensor.split(":")[0], []).append(node)
+            reads = {
+                node.name: captured[node.input[0]]
+                for node in fn.node_def
+                if node.op == "ReadVariableOp" and node.input and node.input[0] in captured
+            }
+            for node in fn.node_def:
+                kernel = reads.get(node.input[1].split(":")[0]) if node.op == "MatMul" else None
+                if kernel is None:
+                    continue
+                # Every op downstream of this MatMul up to the next layer's MatMul.
+                ops: set[str] = set()
+                frontier, seen = [node.name], {node.name}
+                while frontier:
+                    for after in consumers.get(frontier.pop(), []):
+                        if after.name not in seen and after.op != "MatMul":
+                            seen.add(after.name)
+                            ops.add(after.op)
+                            frontier.append(after.name)
+                ops -= _LINEAR_OPS
+                if not ops:
+                    activations[kernel] = "linear"
+                elif ops == {"Sigmoid", "Mul"}:
+                    activations[kernel] = "swish"
+                elif len(ops) == 1 and next(iter(ops)) in ACTIVATION_OPS:
+                    activations[kernel] = ACTIVATION_OPS[next(iter(ops))]
+                else:
+                    activations[kernel] = None
+        return activations
+
+    def dense_activation(self, node_id: int, path: str, enclosing: int | None = None) -> str:
+        """A Dense layer's activation, read from the op types of its traced call.
+
+        Args:
+            node_id: the Dense layer's node.
+            path: its object path, for errors.
+            enclosing: a layer whose traced call runs this Dense inline (an MLP block), read when the
+                Dense's own call was not traced.
+        """
+        if enclosing is not None:
+            kernels = [v for p, v in self.layer_variables(node_id) if p == "kernel"]
+            activation = self.traced_activations(enclosing).get(kernels[0]) if kernels else None
+            if activation is not None:
+                return activation
         fn_id = self.child(
             node_id, "call_and_return_conditional_losses", "call_and_return_all_conditional_losses"
         )
@@ -587,7 +667,7 @@ class _Walker:
         config = self.sm.config(node_id)
         return {"mask_zero": bool(config.get("mask_zero", False))}
 
-    def dense_config(self, node_id: int, path: str) -> dict[str, Any]:
+    def dense_config(self, node_id: int, path: str, enclosing: int | None = None) -> dict[str, Any]:
         config = self.sm.config(node_id)
         if config:
             activation = config.get("activation", "linear")
@@ -595,7 +675,7 @@ class _Walker:
                 activation = activation.get("config", {}).get("name", activation.get("class_name"))
             return {"activation": activation, "use_bias": bool(config.get("use_bias", True))}
         has_bias = any(p == "bias" for p, _ in self.sm.layer_variables(node_id))
-        activation = self.sm.dense_activation(node_id, path)
+        activation = self.sm.dense_activation(node_id, path, enclosing)
         self.plan.report.append(
             ReportEntry(
                 path,
@@ -738,7 +818,8 @@ class _Walker:
 
         MLP has no ``get_config``: Keras records only the arguments passed explicitly (and nothing
         for a callable activation), so units, activations and ``use_bias`` are taken from the
-        ``_sublayers/<i>`` Dense nodes themselves (their Keras config, or their traced call).
+        ``_sublayers/<i>`` Dense nodes themselves: their Keras config, or in a plain SavedModel the
+        MLP's traced call, which runs the sublayers inline.
         """
         sublayers = self.sm.child(node_id, "_sublayers")
         dense_ids = sorted(
@@ -751,7 +832,7 @@ class _Walker:
         units: list[int] = []
         configs: list[dict[str, Any]] = []
         for index, dense_id in dense_ids:
-            configs.append(self.dense_config(dense_id, f"{path}/_sublayers/{index}"))
+            configs.append(self.dense_config(dense_id, f"{path}/_sublayers/{index}", node_id))
             kernel = [v for p, v in self.sm.layer_variables(dense_id) if p == "kernel"]
             if not kernel:
                 raise UnsupportedLayerError("MLP", path, f"sublayer {index} has no kernel")

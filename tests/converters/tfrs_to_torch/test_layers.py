@@ -170,8 +170,47 @@ def test_mlp_kernel_transposed_and_config_from_sublayers(towers) -> None:
     }
 
 
-def test_mlp_plain_saved_model_is_refused(tf, tfrs, tmp_path, capsys) -> None:
-    model = tf.keras.Sequential([tf.keras.Input(shape=(3,)), tfrs.layers.blocks.MLP([4, 2])])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},  # relu hidden, linear output: the MLP defaults
+        {"activation": "tanh", "final_activation": "sigmoid"},
+        {"activation": "swish", "use_bias": False},
+        {"activation": "linear", "final_activation": "relu"},
+    ],
+    ids=["defaults", "tanh-sigmoid", "swish-nobias", "linear-relu"],
+)
+def test_mlp_plain_saved_model_matches(tf, tfrs, tmp_path, kwargs: dict[str, Any]) -> None:
+    # tf.saved_model.save keeps no layer configs and traces only the MLP's call, not its Dense sublayers':
+    # each sublayer's activation is read from the op that follows its MatMul in the MLP's traced call.
+    tf.keras.utils.set_random_seed(4)
+    model = tf.keras.Sequential(
+        [tf.keras.Input(shape=(3,)), tfrs.layers.blocks.MLP([6, 5, 2], **kwargs)]
+    )
+    model(np.zeros((1, 3), dtype="float32"))
+    tf.saved_model.save(model, str(tmp_path / "sm"))
+    assert _convert(tmp_path / "sm", tmp_path / "out") == 0
+    spec = json.loads((tmp_path / "out" / "torchrs.json").read_text())["architecture"]["layers"][0]
+    assert spec["config"] == {
+        "units": [6, 5, 2],
+        "use_bias": kwargs.get("use_bias", True),
+        "activation": kwargs.get("activation", "relu"),
+        "final_activation": kwargs.get("final_activation", "linear"),
+    }
+    tower = load(tmp_path / "out")
+    for seed in SEEDS:
+        x = np.random.default_rng(seed).normal(size=(16, 3)).astype("float32")
+        got = tower(torch.from_numpy(x)).detach().numpy()
+        np.testing.assert_allclose(got, model(x).numpy(), atol=TOL, rtol=0)
+
+
+def test_mlp_plain_saved_model_with_unknown_activation_is_refused(
+    tf, tfrs, tmp_path, capsys
+) -> None:
+    # gelu is traced as Erf / Mul / AddV2 ops: no single activation op to name, so the layer is refused.
+    model = tf.keras.Sequential(
+        [tf.keras.Input(shape=(3,)), tfrs.layers.blocks.MLP([4, 2], activation="gelu")]
+    )
     model(np.zeros((1, 3), dtype="float32"))
     tf.saved_model.save(model, str(tmp_path / "sm"))
     assert main([str(tmp_path / "sm"), "--out", str(tmp_path / "out")]) != 0
