@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -14,6 +15,34 @@ import numpy as np
 import torch
 
 from parity.harness import Check, FrameworkRun, ScenarioResult
+
+# Environment variables that change how fast torch's CPU memory comes back (see the README's Speed section).
+ALLOCATOR_SETTINGS = (
+    "THP_MEM_ALLOC_ENABLE",
+    "MALLOC_MMAP_MAX_",
+    "MALLOC_TRIM_THRESHOLD_",
+    "LD_PRELOAD",
+)
+
+
+def _machine() -> dict[str, Any]:
+    """Where the figures were measured, with any allocator settings of the environment."""
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "allocator": {k: os.environ[k] for k in ALLOCATOR_SETTINGS if k in os.environ},
+    }
+
+
+def _machine_line() -> str:
+    m = _machine()
+    settings = ", ".join(f"{k}={v}" for k, v in m["allocator"].items()) or "default allocator"
+    return (
+        f"Machine: {m['platform']}, Python {m['python']}, torch {m['torch']} ({m['torch_threads']} threads, "
+        f"{settings})."
+    )
 
 
 def _fmt(value: float) -> str:
@@ -49,12 +78,7 @@ def _throughput(run: FrameworkRun) -> dict[str, Any]:
 def figures(results: Sequence[ScenarioResult]) -> dict[str, Any]:
     """Every number of the run, as plain JSON types."""
     out: dict[str, Any] = {
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
-        },
+        "machine": _machine(),
         "passed": all(r.passed for r in results),
         "scenarios": {},
     }
@@ -116,10 +140,7 @@ def markdown(results: Sequence[ScenarioResult]) -> str:
             if c.reason not in seen:
                 seen.add(c.reason)
                 lines.append(f"  - {c.tolerance}: {c.reason}")
-    lines.append(
-        f"\nMachine: {platform.platform()}, Python {platform.python_version()}, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads)."
-    )
+    lines.append(f"\n{_machine_line()}")
     return "\n".join(lines) + "\n"
 
 
@@ -218,10 +239,7 @@ def checks_markdown(
             seen.add(c.reason)
             lines.append(f"- {_cell(c.tolerance)}: {c.reason}")
     lines += ["", *sections]
-    lines.append(
-        f"\nMachine: {platform.platform()}, Python {platform.python_version()}, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads)."
-    )
+    lines.append(f"\n{_machine_line()}")
     return "\n".join(lines) + "\n"
 
 
@@ -238,12 +256,7 @@ def write_checks(
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     payload = {
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
-        },
+        "machine": _machine(),
         "passed": all(c.passed for c in checks),
         **(figures or {}),
     }
