@@ -51,8 +51,8 @@ bench: $(STAMP) $(KR_STAMP)
 	@echo "Benchmark table: $(CURDIR)/benchmarks/results/RESULTS.md"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check torchrs converters parity tests
-	$(VENV)/bin/ruff format --check torchrs converters parity tests
+	$(VENV)/bin/ruff check torchrs converters parity tests benchmarks
+	$(VENV)/bin/ruff format --check torchrs converters parity tests benchmarks
 	$(VENV)/bin/mypy
 
 clean:
