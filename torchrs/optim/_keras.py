@@ -298,6 +298,31 @@ class KerasOptimizerAPI(torch.optim.Optimizer):
             for p in group["params"]:
                 self.state[p]["step"] = torch.tensor(value, dtype=torch.int64)
 
+    @staticmethod
+    def _closure_loss(closure: Callable[[], Any] | None) -> Any:
+        """The loss of torch's optional ``step(closure)``, evaluated with gradients enabled."""
+        if closure is None:
+            return None
+        with torch.enable_grad():
+            return closure()
+
+    def _keras_gradients(self) -> tuple[list[tuple[dict[str, Any], Tensor]], list[Grad]]:
+        """The ``(group, parameter)`` pairs that have a ``.grad``, and those gradients as Keras sees them."""
+        work: list[tuple[dict[str, Any], Tensor]] = []
+        grads: list[Grad] = []
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    work.append((group, p))
+                    grads.append(as_keras_grad(p, p.grad))
+        return work, grads
+
+    def _record_step(self, step: int) -> None:
+        """Sets every parameter's ``step``: Keras keeps one ``iterations`` for all variables, updated or not."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                self.state[p]["step"].fill_(step)
+
     @property
     def learning_rate(self) -> float:
         """Keras's ``optimizer.learning_rate`` (before a legacy ``decay``): the first group's ``lr``; setting it sets
@@ -441,18 +466,9 @@ class KerasOptimizer(KerasOptimizerAPI):
         Returns:
             The closure's loss, or ``None``.
         """
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = self._closure_loss(closure)
         self._build()
-        work: list[tuple[dict[str, Any], Tensor]] = []
-        raw_grads: list[Grad] = []
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    work.append((group, p))
-                    raw_grads.append(as_keras_grad(p, p.grad))
+        work, raw_grads = self._keras_gradients()
         if not work:  # Keras raises "No gradients provided"; torch's convention is a no-op.
             return loss
         grads = clip_gradients(
@@ -475,9 +491,7 @@ class KerasOptimizer(KerasOptimizerAPI):
             if self.ema_overwrite_frequency and step % self.ema_overwrite_frequency == 0:
                 for _, p in work:
                     p.copy_(self.state[p]["average"])
-        for group in self.param_groups:
-            for p in group["params"]:
-                self.state[p]["step"].fill_(step)
+        self._record_step(step)
         return loss
 
     # ------------------------------------------------------------------------------------------ internals

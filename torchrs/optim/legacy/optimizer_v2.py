@@ -40,7 +40,6 @@ from torchrs.optim._keras import (
     Grad,
     KerasOptimizerAPI,
     SparseGrad,
-    as_keras_grad,
     check_non_negative,
     clip_by_norm,
     deduplicate_sparse_grad,
@@ -269,17 +268,8 @@ class OptimizerV2(KerasOptimizerAPI):
         Returns:
             The closure's loss, or ``None``.
         """
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        work: list[tuple[dict[str, Any], Tensor]] = []
-        raw_grads: list[Grad] = []
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    work.append((group, p))
-                    raw_grads.append(as_keras_grad(p, p.grad))
+        loss = self._closure_loss(closure)
+        work, raw_grads = self._keras_gradients()
         if not work:  # Keras raises "No gradients provided"; torch's convention is a no-op.
             return loss
         iterations = self.iterations
@@ -296,9 +286,7 @@ class OptimizerV2(KerasOptimizerAPI):
                 self._apply_sparse_duplicate_indices(p, grad, self.state[p], group, lr_t)
             else:
                 self._apply_dense(p, grad, self.state[p], group, lr_t)
-        for group in self.param_groups:
-            for p in group["params"]:
-                self.state[p]["step"].fill_(iterations + 1)
+        self._record_step(iterations + 1)
         return loss
 
     # ------------------------------------------------------------------------------------------ internals
