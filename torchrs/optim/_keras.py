@@ -260,6 +260,19 @@ def check_positive(name: str, value: Any) -> float:
     return value
 
 
+def check_clipping(
+    clipnorm: float | None, clipvalue: float | None, global_clipnorm: float | None
+) -> None:
+    """Raises ValueError for a negative (or non-numeric) clipping argument; ``None`` means no clipping."""
+    for name, value in (
+        ("clipnorm", clipnorm),
+        ("clipvalue", clipvalue),
+        ("global_clipnorm", global_clipnorm),
+    ):
+        if value is not None:
+            check_non_negative(name, value)
+
+
 def check_unit_interval(name: str, value: Any, *, closed: bool = False) -> float:
     """Raises unless ``0 <= value < 1`` (``<= 1`` when ``closed``); returns it as a float.
 
@@ -371,13 +384,7 @@ class KerasOptimizer(KerasOptimizerAPI):
         jit_compile: bool,
         name: str,
     ) -> None:
-        for arg, value in (
-            ("clipnorm", clipnorm),
-            ("clipvalue", clipvalue),
-            ("global_clipnorm", global_clipnorm),
-        ):
-            if value is not None:
-                check_non_negative(arg, value)
+        check_clipping(clipnorm, clipvalue, global_clipnorm)
         if clipnorm is not None and global_clipnorm is not None:
             raise ValueError(
                 "At most one of `clipnorm` and `global_clipnorm` can be set "

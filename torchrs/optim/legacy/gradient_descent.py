@@ -148,8 +148,24 @@ class SGD(OptimizerV2):
         if group["momentum"] > 0 and "momentum" not in state:
             state["momentum"] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
-    def _velocity(self, state: dict[str, Any], group: dict[str, Any]) -> Tensor | None:
-        return state["momentum"] if group["momentum"] > 0 else None
+    def _update(
+        self,
+        param: Tensor,
+        grad: Tensor | SparseGrad,
+        state: dict[str, Any],
+        group: dict[str, Any],
+        lr_t: Tensor,
+    ) -> None:
+        """One SGD step on dense or sparse rows: the same update, as in Keras."""
+        velocity = state["momentum"] if group["momentum"] > 0 else None
+        legacy_sgd_update(
+            param,
+            grad,
+            velocity,
+            learning_rate=lr_t,
+            momentum=hyper(group["momentum"], param.dtype),
+            nesterov=group["nesterov"],
+        )
 
     def _apply_dense(
         self,
@@ -159,14 +175,7 @@ class SGD(OptimizerV2):
         group: dict[str, Any],
         lr_t: Tensor,
     ) -> None:
-        legacy_sgd_update(
-            param,
-            grad,
-            self._velocity(state, group),
-            learning_rate=lr_t,
-            momentum=hyper(group["momentum"], param.dtype),
-            nesterov=group["nesterov"],
-        )
+        self._update(param, grad, state, group, lr_t)
 
     def _apply_sparse(
         self,
@@ -176,14 +185,7 @@ class SGD(OptimizerV2):
         group: dict[str, Any],
         lr_t: Tensor,
     ) -> None:
-        legacy_sgd_update(
-            param,
-            grad,
-            self._velocity(state, group),
-            learning_rate=lr_t,
-            momentum=hyper(group["momentum"], param.dtype),
-            nesterov=group["nesterov"],
-        )
+        self._update(param, grad, state, group, lr_t)
 
     def _apply_sparse_duplicate_indices(
         self,

@@ -40,6 +40,7 @@ from torchrs.optim._keras import (
     Grad,
     KerasOptimizerAPI,
     SparseGrad,
+    check_clipping,
     check_non_negative,
     clip_by_norm,
     deduplicate_sparse_grad,
@@ -197,13 +198,7 @@ class OptimizerV2(KerasOptimizerAPI):
         clipvalue: float | None,
         global_clipnorm: float | None,
     ) -> None:
-        for arg, value in (
-            ("clipnorm", clipnorm),
-            ("clipvalue", clipvalue),
-            ("global_clipnorm", global_clipnorm),
-        ):
-            if value is not None:
-                check_non_negative(arg, value)
+        check_clipping(clipnorm, clipvalue, global_clipnorm)
         if clipnorm is not None and global_clipnorm is not None:
             raise ValueError(
                 "Cannot accept both `clipnorm` and `global_clipnorm` "
