@@ -141,22 +141,10 @@ class Adagrad(OptimizerV2):
                 param, group["initial_accumulator_value"], memory_format=torch.preserve_format
             )
 
-    def _apply_dense(
+    def _apply(
         self,
         param: Tensor,
-        grad: Tensor,
-        state: dict[str, Any],
-        group: dict[str, Any],
-        lr_t: Tensor,
-    ) -> None:
-        legacy_adagrad_update(
-            param, grad, state["accumulator"], learning_rate=lr_t, epsilon=group["epsilon"]
-        )
-
-    def _apply_sparse(
-        self,
-        param: Tensor,
-        grad: SparseGrad,
+        grad: Tensor | SparseGrad,
         state: dict[str, Any],
         group: dict[str, Any],
         lr_t: Tensor,

@@ -180,7 +180,7 @@ class Adam(OptimizerV2):
             if key not in state:
                 state[key] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
-    def _update(
+    def _apply(
         self,
         param: Tensor,
         grad: Tensor | SparseGrad,
@@ -200,23 +200,3 @@ class Adam(OptimizerV2):
             epsilon=group["epsilon"],
             step=int(state["step"]) + 1,
         )
-
-    def _apply_dense(
-        self,
-        param: Tensor,
-        grad: Tensor,
-        state: dict[str, Any],
-        group: dict[str, Any],
-        lr_t: Tensor,
-    ) -> None:
-        self._update(param, grad, state, group, lr_t)
-
-    def _apply_sparse(
-        self,
-        param: Tensor,
-        grad: SparseGrad,
-        state: dict[str, Any],
-        group: dict[str, Any],
-        lr_t: Tensor,
-    ) -> None:
-        self._update(param, grad, state, group, lr_t)

@@ -148,7 +148,7 @@ class SGD(OptimizerV2):
         if group["momentum"] > 0 and "momentum" not in state:
             state["momentum"] = torch.zeros_like(param, memory_format=torch.preserve_format)
 
-    def _update(
+    def _apply(
         self,
         param: Tensor,
         grad: Tensor | SparseGrad,
@@ -167,26 +167,6 @@ class SGD(OptimizerV2):
             nesterov=group["nesterov"],
         )
 
-    def _apply_dense(
-        self,
-        param: Tensor,
-        grad: Tensor,
-        state: dict[str, Any],
-        group: dict[str, Any],
-        lr_t: Tensor,
-    ) -> None:
-        self._update(param, grad, state, group, lr_t)
-
-    def _apply_sparse(
-        self,
-        param: Tensor,
-        grad: SparseGrad,
-        state: dict[str, Any],
-        group: dict[str, Any],
-        lr_t: Tensor,
-    ) -> None:
-        self._update(param, grad, state, group, lr_t)
-
     def _apply_sparse_duplicate_indices(
         self,
         param: Tensor,
@@ -198,4 +178,4 @@ class SGD(OptimizerV2):
         if group["momentum"] > 0:  # lazy momentum on the summed rows
             super()._apply_sparse_duplicate_indices(param, grad, state, group, lr_t)
         else:  # plain scatter-add of every lookup's row, repeats included
-            self._apply_sparse(param, grad, state, group, lr_t)
+            self._apply(param, grad, state, group, lr_t)

@@ -175,9 +175,9 @@ class OptimizerV2(KerasOptimizerAPI):
     """Base class of the legacy Keras optimizers: clipping, ``decay``, sparse rows and ``iterations``.
 
     Subclasses set ``defaults`` (per-group hyperparameters; the learning rate under torch's ``"lr"`` key so
-    ``torch.optim.lr_scheduler`` works, and ``"decay"``) and implement :meth:`_init_slots`,
-    :meth:`_apply_dense` and :meth:`_apply_sparse`; they may override :meth:`_apply_sparse_duplicate_indices`
-    (legacy SGD without momentum does) and :meth:`_check_group`.
+    ``torch.optim.lr_scheduler`` works, and ``"decay"``) and implement :meth:`_init_slots` and :meth:`_apply`
+    (or Keras's pair :meth:`_apply_dense` / :meth:`_apply_sparse` where they differ); they may override
+    :meth:`_apply_sparse_duplicate_indices` (legacy SGD without momentum does) and :meth:`_check_group`.
 
     Args:
         params: parameters or parameter groups.
@@ -220,6 +220,13 @@ class OptimizerV2(KerasOptimizerAPI):
         """Creates the slots missing from ``state`` (Keras's ``_create_slots``)."""
         raise NotImplementedError
 
+    def _apply(
+        self, param: Tensor, grad: Grad, state: dict[str, Any], group: dict[str, Any], lr_t: Tensor
+    ) -> None:
+        """One update of ``param`` by a dense gradient or unique sparse rows; ``lr_t`` is the decayed learning
+        rate in the parameter's dtype. Adagrad, Adam and SGD run the same math on both, as Keras's kernels do."""
+        raise NotImplementedError
+
     def _apply_dense(
         self,
         param: Tensor,
@@ -228,8 +235,8 @@ class OptimizerV2(KerasOptimizerAPI):
         group: dict[str, Any],
         lr_t: Tensor,
     ) -> None:
-        """Keras's ``_resource_apply_dense``; ``lr_t`` is the decayed learning rate in the parameter's dtype."""
-        raise NotImplementedError
+        """Keras's ``_resource_apply_dense``."""
+        self._apply(param, grad, state, group, lr_t)
 
     def _apply_sparse(
         self,
@@ -240,7 +247,7 @@ class OptimizerV2(KerasOptimizerAPI):
         lr_t: Tensor,
     ) -> None:
         """Keras's ``_resource_apply_sparse``: ``grad.indices`` are unique."""
-        raise NotImplementedError
+        self._apply(param, grad, state, group, lr_t)
 
     def _apply_sparse_duplicate_indices(
         self,
