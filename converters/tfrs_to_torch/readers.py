@@ -880,14 +880,7 @@ class _Walker:
             child_path = f"{path}/layer-{index}" if path else f"layer-{index}"
             if self.infer_class(child_id, child_path) == "InputLayer":
                 continue
-            spec = self.guarded(child_id, child_path, f"{prefix}{len(specs)}.")
-            if spec is None:
-                raise UnsupportedLayerError(
-                    self.infer_class(child_id, child_path),
-                    child_path,
-                    "a Sequential cannot skip a layer; rewrite the model in torchrs and use "
-                    "load_weights",
-                )
+            spec = self.unskippable(child_id, child_path, f"{prefix}{len(specs)}.", "a Sequential")
             specs.append(spec)
         return {"class_name": "Sequential", "layers": specs}
 
@@ -936,14 +929,9 @@ class _Walker:
             child_path = f"{path}/layer-{index}" if path else f"layer-{index}"
             key = _module_key(name, taken)
             keys[name] = key
-            spec = self.guarded(child_id, child_path, f"{prefix}layers.{key}.")
-            if spec is None:
-                raise UnsupportedLayerError(
-                    self.infer_class(child_id, child_path),
-                    child_path,
-                    "a functional graph cannot skip a layer; rewrite the model in torchrs and use "
-                    "load_weights",
-                )
+            spec = self.unskippable(
+                child_id, child_path, f"{prefix}layers.{key}.", "a functional graph"
+            )
             layers[key] = spec
             first = _first_node_index(layer)
             for node_index, node_data in enumerate(layer.get("inbound_nodes") or [], first):
@@ -1017,6 +1005,18 @@ class _Walker:
             self.plan.report.append(ReportEntry(path, "unsupported", reason=str(err)))
             self.sm.skip_variables(node_id, f"inside unsupported layer {err.class_name}")
             return None
+
+    def unskippable(self, node_id: int, path: str, prefix: str, where: str) -> dict[str, Any]:
+        """``describe`` of a layer ``where`` (a Sequential, a functional graph) cannot run without: an unsupported
+        one is an error even with ``--no-strict``."""
+        spec = self.guarded(node_id, path, prefix)
+        if spec is None:
+            raise UnsupportedLayerError(
+                self.infer_class(node_id, path),
+                path,
+                f"{where} cannot skip a layer; rewrite the model in torchrs and use load_weights",
+            )
+        return spec
 
     def container(self, node_id: int, path: str, prefix: str) -> dict[str, Any]:
         children: dict[str, dict[str, Any]] = {}
