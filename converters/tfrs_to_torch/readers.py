@@ -285,6 +285,7 @@ class SavedModelReader:
                 except json.JSONDecodeError:
                     continue
         self._loaded: Any = None
+        self._traced_activations: dict[int, dict[int, str | None]] = {}
         self.claimed: dict[str, ReportEntry] = {}
 
     # ---- graph helpers --------------------------------------------------------------------
@@ -450,11 +451,13 @@ class SavedModelReader:
         ``None``: ops that are no Keras activation torchrs knows. Used for Dense sublayers whose own call
         was never traced (an MLP block's: only the block's call was).
         """
+        if layer_id in self._traced_activations:  # asked once per sublayer
+            return self._traced_activations[layer_id]
         fn_id = self.child(
             layer_id, "call_and_return_conditional_losses", "call_and_return_all_conditional_losses"
         )
         names = [] if fn_id is None else list(self.graph.nodes[fn_id].function.concrete_functions)
-        activations: dict[int, str | None] = {}
+        activations: dict[int, str | None] = self._traced_activations.setdefault(layer_id, {})
         for name in names:
             fn, saved = self.functions.get(name), self.graph.concrete_functions.get(name)
             if fn is None or saved is None:
