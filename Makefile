@@ -11,10 +11,13 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[tf,dev]"
+	$(PY) -m pip install --quiet -e ".[tf,dev,serve]"
 	# tensorflow-ranking (the listwise tutorial's losses and NDCG, the reference for torchrs's) pins tensorflow<2.16
 	# for its estimator code; its Keras losses / metrics run on today's TF. parity._tf.import_tfr loads just those.
 	$(PY) -m pip install --quiet --no-deps tensorflow-ranking==0.5.5
+	# tensorflow-serving-api: TF Serving's gRPC protos and stubs for torchrs.serve. It requires tensorflow (the
+	# full wheel, beside tensorflow-cpu); --no-deps keeps the TF of the tf extra, and the server never imports TF.
+	$(PY) -m pip install --quiet --no-deps tensorflow-serving-api==2.21.0
 	touch $(STAMP)
 
 setup: $(STAMP)

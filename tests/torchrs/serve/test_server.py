@@ -1,0 +1,330 @@
+"""A real ``python -m torchrs.serve`` answers TF Serving clients as TF's SavedModel does.
+
+Each test starts the server on 127.0.0.1 (free ports) in its own process and talks to it with real
+clients: ``httpx`` for REST, ``grpcio`` with ``tensorflow-serving-api``'s stubs for gRPC. The
+reference is TF's ``serving_default`` signature of the same export, the function TF Serving runs.
+
+Tolerance: identifiers identical; floats within 1e-5 of the largest magnitude of the compared
+output (relative to the row's scale, not elementwise: a dot product near 0 can differ by ulps of
+its terms, far above 1e-5 of itself). Lookups and gathers are exact; float32 matmuls sum in another
+order than TF and the batch size changes the kernel (observed differences ~1e-7 relative).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+
+from tests.torchrs.serve._server import Running, serve
+
+pytestmark = pytest.mark.tf
+
+RTOL = 1e-5  # see module docstring
+
+
+def _close(actual: Any, expected: np.ndarray) -> None:
+    actual = np.asarray(actual, dtype=np.float64)
+    scale = float(np.abs(expected).max()) or 1.0
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=RTOL * scale)
+    assert actual.shape == expected.shape
+
+
+def _post(
+    server: Running, body: Any, suffix: str = ":predict", raw: bytes | None = None
+) -> httpx.Response:
+    content = raw if raw is not None else json.dumps(body).encode()
+    return httpx.post(f"{server.rest}/v1/models/{server.name}{suffix}", content=content, timeout=30)
+
+
+def _grpc_stubs(server: Running) -> tuple[Any, Any, Any]:
+    from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+
+    channel = grpc.insecure_channel(server.grpc)
+    return (
+        channel,
+        prediction_service_pb2_grpc.PredictionServiceStub(channel),
+        model_service_pb2_grpc.ModelServiceStub(channel),
+    )
+
+
+def _grpc_predict(
+    server: Running, inputs: dict[str, np.ndarray], tf: Any, **spec: Any
+) -> dict[str, np.ndarray]:
+    from tensorflow_serving.apis import predict_pb2
+
+    channel, stub, _ = _grpc_stubs(server)
+    with channel:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = spec.get("name", server.name)
+        if "version" in spec:
+            request.model_spec.version.value = spec["version"]
+        for name, value in inputs.items():
+            request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+        response = stub.Predict(request, timeout=30)
+        return {n: tf.make_ndarray(t) for n, t in response.outputs.items()}
+
+
+def _b64_or_text(token: bytes) -> Any:
+    try:
+        return token.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"b64": base64.b64encode(token).decode()}
+
+
+def _check_metadata(server: Running, served: Any) -> None:
+    """The served signature_def names, dtypes and shapes what TF's signature of the same model does."""
+    meta = httpx.get(f"{server.rest}/v1/models/{server.name}/metadata", timeout=30).json()
+    sig = meta["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    tf_inputs = served.signature.structured_input_signature[1]
+    tf_outputs = served.signature.structured_outputs
+    assert set(sig["inputs"]) == set(tf_inputs)
+    assert set(sig["outputs"]) == set(tf_outputs)
+    for ours, theirs in [(sig["inputs"], tf_inputs), (sig["outputs"], tf_outputs)]:
+        for name, spec in theirs.items():
+            expected_dtype = "DT_" + {"float32": "FLOAT", "float64": "DOUBLE"}.get(
+                spec.dtype.name, spec.dtype.name.upper()
+            )
+            assert ours[name]["dtype"] == expected_dtype, name
+            dims = [int(d["size"]) for d in ours[name]["tensor_shape"]["dim"]]
+            tf_dims = [-1 if d is None else d for d in spec.shape.as_list()]
+            # Same rank; fixed dims equal where both know them (TF may know an output width we leave -1).
+            assert len(dims) == len(tf_dims), name
+            assert all(a == b or a == -1 for a, b in zip(dims, tf_dims, strict=True)), (
+                name,
+                dims,
+                tf_dims,
+            )
+
+
+def test_index_answers_as_tf_over_rest_and_grpc(served_index, exports, tf, tmp_path: Path) -> None:
+    queries = [*exports.users[:6], exports.users[-3], exports.users[-2], b"never seen", b"42"]
+    expected = served_index.signature(input_1=tf.constant(queries))
+    scores, ids = expected["output_1"].numpy(), expected["output_2"].numpy()  # (Q, 10) float, bytes
+
+    with serve(served_index.torchrs_dir, "retrieval", tmp_path / "log") as server:
+        _check_metadata(server, served_index)
+        row = _post(server, {"instances": [_b64_or_text(q) for q in queries]})
+        assert row.status_code == 200, row.text
+        predictions = row.json()["predictions"]
+        _close([p["output_1"] for p in predictions], scores)
+        assert [p["output_2"] for p in predictions] == [[i.decode() for i in r] for r in ids]
+
+        columnar = _post(server, {"inputs": {"input_1": [_b64_or_text(q) for q in queries]}})
+        assert columnar.status_code == 200, columnar.text
+        outputs = columnar.json()["outputs"]
+        _close(outputs["output_1"], scores)
+        assert outputs["output_2"] == [[i.decode() for i in r] for r in ids]
+
+        answer = _grpc_predict(server, {"input_1": np.array(queries, dtype=object)}, tf)
+        _close(answer["output_1"], scores)
+        np.testing.assert_array_equal(answer["output_2"], ids)  # bytes, exactly
+
+
+def test_ranking_answers_as_tf_over_rest_and_grpc(served_ranking, tf, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    pool_users = np.array([f"user {i}" for i in range(14)] + ["", "stranger"], dtype=object)
+    pool_movies = np.array([f"movie {i}" for i in range(17)] + [""], dtype=object)
+    users = pool_users[rng.integers(0, len(pool_users), 25)]
+    movies = pool_movies[rng.integers(0, len(pool_movies), 25)]
+    expected = served_ranking.signature(
+        user_id=tf.constant(users.astype(str)), movie_title=tf.constant(movies.astype(str))
+    )["rating"].numpy()  # (25, 1)
+
+    with serve(served_ranking.torchrs_dir, "ranking", tmp_path / "log") as server:
+        _check_metadata(server, served_ranking)
+        rows = [{"user_id": u, "movie_title": m} for u, m in zip(users, movies, strict=True)]
+        row = _post(server, {"instances": rows, "signature_name": "serving_default"})
+        assert row.status_code == 200, row.text
+        _close(row.json()["predictions"], expected)  # one output: its rows, collapsed
+
+        columnar = _post(server, {"inputs": {"user_id": list(users), "movie_title": list(movies)}})
+        assert columnar.status_code == 200, columnar.text
+        _close(columnar.json()["outputs"], expected)
+
+        answer = _grpc_predict(
+            server,
+            {"user_id": users.astype(bytes), "movie_title": movies.astype(bytes)},
+            tf,
+        )
+        assert set(answer) == {"rating"}
+        _close(answer["rating"], expected)
+
+
+def _status(server: Running) -> dict[int, dict[str, Any]]:
+    body = httpx.get(f"{server.rest}/v1/models/{server.name}", timeout=30).json()
+    return {int(s["version"]): s for s in body["model_version_status"]}
+
+
+def _wait(predicate: Any, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.2)
+
+
+def test_new_version_is_picked_up_and_a_broken_one_never_replaces_a_working_one(
+    served_index, served_ranking, tmp_path: Path
+) -> None:
+    base = tmp_path / "base"
+    shutil.copytree(served_index.torchrs_dir, base / "1")
+    query = {"instances": ["1"]}
+    with serve(base, "model", tmp_path / "log", "--poll-seconds", "0.2") as server:
+        assert _status(server)[1]["state"] == "AVAILABLE"
+        assert _post(server, query).status_code == 200
+
+        broken = base / "2"
+        shutil.copytree(served_index.torchrs_dir, broken)
+        (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+        _wait(lambda: _status(server).get(2, {}).get("state") == "END")
+        status = _status(server)
+        assert status[2]["status"]["error_code"] != "OK"
+        assert "Version 2" in status[2]["status"]["error_message"]
+        assert status[1]["state"] == "AVAILABLE"
+        still = _post(server, query)
+        assert still.status_code == 200 and len(still.json()["predictions"][0]["output_2"]) == 10
+        gone = _post(server, query, suffix="/versions/2:predict")
+        assert gone.status_code == 404 and "Specific(model, 2)" in gone.json()["error"]
+
+        # A warm-up that fails (metadata claims an int input for a string lookup) is never AVAILABLE.
+        bad_warmup = base / "3"
+        shutil.copytree(served_ranking.torchrs_dir, bad_warmup)
+        meta = json.loads((bad_warmup / "torchrs.json").read_text())
+        meta["architecture"]["input_specs"]["user_id"]["dtype"] = "int64"
+        (bad_warmup / "torchrs.json").write_text(json.dumps(meta))
+        _wait(lambda: _status(server).get(3, {}).get("state") == "END")
+        assert "warm-up" in _status(server)[3]["status"]["error_message"]
+        assert _status(server)[1]["state"] == "AVAILABLE"
+
+        shutil.copytree(served_ranking.torchrs_dir, base / "4")  # a working new version
+        _wait(lambda: _status(server).get(4, {}).get("state") == "AVAILABLE")
+        _wait(lambda: _status(server)[1]["state"] == "END")
+        swapped = _post(server, {"instances": [{"user_id": "user 1", "movie_title": "movie 2"}]})
+        assert swapped.status_code == 200 and len(swapped.json()["predictions"]) == 1
+        old = _post(server, query, suffix="/versions/1:predict")
+        assert old.status_code == 404
+
+
+def test_bad_requests_get_tf_servings_errors_and_the_server_keeps_serving(
+    served_index, served_ranking, tf, tmp_path: Path
+) -> None:
+    with serve(
+        served_ranking.torchrs_dir, "ranking", tmp_path / "log", "--max-request-bytes", "2000"
+    ) as server:
+        good = {"instances": [{"user_id": "user 1", "movie_title": "movie 1"}]}
+        cases = [
+            (None, b'{"instances": [', 400, "JSON Parse error"),
+            (
+                {"instances": [{"user": "user 1", "movie_title": "movie 1"}]},
+                None,
+                400,
+                "named input: user",
+            ),
+            ({"instances": [{"user_id": "user 1"}]}, None, 400, "missing named input"),
+            (
+                {"inputs": {"user_id": [1], "movie_title": ["movie 1"]}},
+                None,
+                400,
+                "not of expected type: string",
+            ),
+            ({"inputs": {"user_id": [["a"], "b"], "movie_title": ["m", "n"]}}, None, 400, "ragged"),
+            ({"instances": [{"user_id": {"b64": "%%%"}, "movie_title": "m"}]}, None, 400, "base64"),
+            ({"rows": []}, None, 400, "Missing 'inputs' or 'instances' key"),
+            ({**good, "signature_name": "nope"}, None, 400, 'signature name: "nope" not found'),
+            ({"instances": [good["instances"][0]] * 100}, None, 429, "--max-request-bytes"),
+        ]
+        for body, raw, status, message in cases:
+            response = _post(server, body, raw=raw)
+            assert response.status_code == status, (body, response.text)
+            assert set(response.json()) == {"error"} and message in response.json()["error"], (
+                response.text
+            )
+        for suffix, status, message in [
+            (":classify", 400, "tensorflow/serving/classify"),
+            (":regress", 400, "tensorflow/serving/regress"),
+            ("/versions/9:predict", 404, "Specific(ranking, 9)"),
+            ("/labels/stable:predict", 400, "Unrecognized servable version label: stable"),
+        ]:
+            response = _post(server, good, suffix=suffix)
+            assert response.status_code == status and message in response.json()["error"], (
+                response.text
+            )
+        unknown = httpx.post(f"{server.rest}/v1/models/other:predict", json=good, timeout=30)
+        assert unknown.status_code == 404 and "Latest(other)" in unknown.json()["error"]
+        assert httpx.get(f"{server.rest}/v1/models/other", timeout=30).status_code == 404
+        assert httpx.get(f"{server.rest}/v2/anything", timeout=30).status_code == 404
+
+        from tensorflow_serving.apis import get_model_status_pb2, predict_pb2
+
+        channel, stub, models = _grpc_stubs(server)
+        with channel:
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = "ranking"
+            request.inputs["user_id"].CopyFrom(tf.make_tensor_proto(np.array([b"user 1"])))
+            request.inputs["movie_title"].CopyFrom(
+                tf.make_tensor_proto(np.array([1.5], np.float32))
+            )
+            grpc_cases = [(request, grpc.StatusCode.INVALID_ARGUMENT, "to be string but float32")]
+            wrong_name = predict_pb2.PredictRequest()
+            wrong_name.CopyFrom(request)
+            wrong_name.inputs["title"].CopyFrom(wrong_name.inputs.pop("movie_title"))
+            grpc_cases.append((wrong_name, grpc.StatusCode.INVALID_ARGUMENT, "alias not found"))
+            unknown_model = predict_pb2.PredictRequest(model_spec={"name": "other"})
+            grpc_cases.append((unknown_model, grpc.StatusCode.NOT_FOUND, "Latest(other)"))
+            big = predict_pb2.PredictRequest()
+            big.CopyFrom(request)
+            big.inputs["user_id"].CopyFrom(tf.make_tensor_proto(np.array([b"x" * 5000])))
+            grpc_cases.append((big, grpc.StatusCode.RESOURCE_EXHAUSTED, ""))
+            for bad, code, message in grpc_cases:
+                with pytest.raises(grpc.RpcError) as caught:
+                    stub.Predict(bad, timeout=30)
+                assert caught.value.code() == code and message in caught.value.details()
+            missing = get_model_status_pb2.GetModelStatusRequest(model_spec={"name": "ranking"})
+            missing.model_spec.version.value = 7
+            with pytest.raises(grpc.RpcError) as caught:
+                models.GetModelStatus(missing, timeout=30)
+            assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+        ok = _post(server, good)
+        assert ok.status_code == 200 and len(ok.json()["predictions"]) == 1
+
+
+def test_sigterm_finishes_in_flight_requests(served_index, tmp_path: Path) -> None:
+    # A batch window of 3 s keeps the request in flight while SIGTERM arrives.
+    flags = ("--max-batch-size", "64", "--batch-timeout-ms", "3000")
+    with serve(served_index.torchrs_dir, "index", tmp_path / "log", *flags) as server:
+        result: dict[str, httpx.Response] = {}
+        thread = threading.Thread(
+            target=lambda: result.update(r=_post(server, {"instances": ["1"]}))
+        )
+        thread.start()
+        time.sleep(1.0)
+        server.process.send_signal(signal.SIGTERM)
+        thread.join(timeout=60)
+        assert server.process.wait(timeout=60) == 0
+    assert result["r"].status_code == 200 and len(result["r"].json()["predictions"]) == 1
+
+
+def test_status_grpc_matches_rest(served_index, tmp_path: Path) -> None:
+    from tensorflow_serving.apis import get_model_status_pb2
+
+    with serve(served_index.torchrs_dir, "index", tmp_path / "log") as server:
+        channel, _, models = _grpc_stubs(server)
+        with channel:
+            request = get_model_status_pb2.GetModelStatusRequest(model_spec={"name": "index"})
+            response = models.GetModelStatus(request, timeout=30)
+        (status,) = response.model_version_status
+        assert status.version == 1
+        assert get_model_status_pb2.ModelVersionStatus.State.Name(status.state) == "AVAILABLE"
+        assert _status(server)[1]["state"] == "AVAILABLE"

@@ -1,0 +1,5 @@
+"""``python -m torchrs.serve MODEL_DIR``."""
+
+from torchrs.serve.cli import main
+
+raise SystemExit(main())

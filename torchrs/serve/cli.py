@@ -1,0 +1,145 @@
+"""``python -m torchrs.serve MODEL_DIR``: a converted model behind TF Serving's REST and gRPC APIs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from torchrs.serve.config import CONFIG_ENV, ServeConfig
+
+CONFIG_FILE = "torchrs.json"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> ServeConfig:
+    """The command line as a :class:`ServeConfig`."""
+    defaults = ServeConfig("")
+    parser = argparse.ArgumentParser(
+        prog="python -m torchrs.serve",
+        description=(
+            "Serve a converted torchrs model with TF Serving's REST API (POST "
+            "/v1/models/NAME:predict) and gRPC API (PredictionService, ModelService)."
+        ),
+    )
+    parser.add_argument(
+        "model_dir",
+        metavar="MODEL_DIR",
+        help="a directory written by python -m converters.tfrs_to_torch, or a base path of "
+        "numbered version folders (MODEL_BASE/1/, MODEL_BASE/2/): the newest is served and new "
+        "ones are picked up while serving",
+    )
+    parser.add_argument(
+        "--name", default=None, help="model name in URLs (default: MODEL_DIR's name)"
+    )
+    parser.add_argument("--host", default=defaults.host, help="interface (default %(default)s)")
+    parser.add_argument(
+        "--port", type=int, default=defaults.port, help="REST port (default %(default)s)"
+    )
+    parser.add_argument(
+        "--grpc-port",
+        type=int,
+        default=defaults.grpc_port,
+        help="gRPC port, 0 for none (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=defaults.max_batch_size,
+        help="most examples per model call when batching concurrent requests; 1 turns batching off "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
+        "--batch-timeout-ms",
+        type=float,
+        default=defaults.batch_timeout_ms,
+        help="longest wait for a batch to fill (default %(default)s)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=defaults.workers,
+        help="server processes, each with its own copy of the model, sharing the ports (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=defaults.max_request_bytes,
+        help="larger requests get RESOURCE_EXHAUSTED / HTTP 429 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=defaults.poll_seconds,
+        help="how often MODEL_DIR is scanned for new versions (default %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    model_dir = Path(args.model_dir).resolve()
+    return ServeConfig(
+        model_dir=str(model_dir),
+        name=args.name or model_dir.name,
+        host=args.host,
+        port=args.port,
+        grpc_port=args.grpc_port,
+        max_batch_size=args.max_batch_size,
+        batch_timeout_ms=args.batch_timeout_ms,
+        workers=args.workers,
+        max_request_bytes=args.max_request_bytes,
+        poll_seconds=args.poll_seconds,
+    )
+
+
+def _check(config: ServeConfig) -> str | None:
+    root = Path(config.model_dir)
+    if not root.is_dir():
+        return f"MODEL_DIR {root} is not a directory."
+    if (root / CONFIG_FILE).is_file():
+        try:
+            json.loads((root / CONFIG_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            return f"{root / CONFIG_FILE} is unreadable: {error}"
+        return None
+    if not any(p.is_dir() and p.name.isdigit() for p in root.iterdir()):
+        return (
+            f"{root} is neither a converted model (no {CONFIG_FILE}) nor a base path of numbered "
+            "version folders; convert first: python -m converters.tfrs_to_torch SAVED_MODEL --out DIR."
+        )
+    return None
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the server until SIGINT / SIGTERM (in-flight requests finish first)."""
+    import uvicorn
+
+    config = parse_args(argv)
+    problem = _check(config)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    if config.workers < 1 or config.max_batch_size < 1:
+        print("error: --workers and --max-batch-size must be at least 1.", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    os.environ[CONFIG_ENV] = config.to_json()
+    # uvicorn finishes in-flight requests on SIGTERM, then re-raises the signal to this handler:
+    # a requested stop is a clean exit (status 0), as for TF Serving's model server.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    uvicorn.run(
+        "torchrs.serve.app:create_app_from_env",
+        factory=True,
+        host=config.host,
+        port=config.port,
+        workers=config.workers,
+        log_level="info",
+        access_log=False,
+        timeout_graceful_shutdown=None,
+    )
+    return 0

@@ -1,0 +1,233 @@
+"""Signatures of a converted model: what TF's SavedModel ``signature_def`` reports, rebuilt from torchrs.json.
+
+A TF Serving client addresses inputs and outputs by the names of the SavedModel's signature. The
+converted directory keeps enough to name them the same way:
+
+- an index (``BruteForce`` / ``Streaming``, exported with ``tf.saved_model.save``): Keras names
+  the positional query ``input_1`` and the returned ``(scores, identifiers)`` ``output_1`` /
+  ``output_2``; ``k`` is fixed by the export's config, as in TF;
+- a functional Keras model: the ``tf.keras.Input`` names with their dtypes and shapes
+  (``input_specs``), and the output layers' names;
+- a Sequential tower: ``input_1`` / ``output_1``;
+- a ``tfrs.Model`` container: its own ``call`` is not kept by the converter, so its towers are
+  served one signature each, named by attribute path (``user_model``, ``ranking_model.ratings``).
+
+Every signature runs a batch: ``{input name: array}`` -> ``{output name: array}``, string tensors as
+NumPy ``object`` arrays of ``bytes`` (TF's ``DT_STRING``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+# Keras's names for the arguments and results of a traced call without named Inputs (TF 2.x SavedModel).
+KERAS_INPUT = "input_1"
+KERAS_OUTPUTS = ("output_1", "output_2")
+# TF Serving's default signature key (tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY).
+DEFAULT_SIGNATURE = "serving_default"
+# The method name TF writes into every predict signature_def.
+PREDICT_METHOD = "tensorflow/serving/predict"
+# Identifiers travel as str in torchrs (surrogateescape keeps non-UTF-8 bytes), as bytes on the wire.
+_ESCAPE_ERRORS = "surrogateescape"
+# The first layer decides what a Sequential tower eats.
+_STRING_FIRST_LAYERS = frozenset({"StringLookup", "Hashing", "TextVectorization"})
+_INTEGER_FIRST_LAYERS = frozenset({"IntegerLookup", "Embedding"})
+
+Arrays = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output of a signature, as TF's ``TensorInfo`` describes it.
+
+    Args:
+        dtype: TF's dtype name without the ``DT_`` prefix, lower case: ``string``, ``float32``, ``int64``...
+        shape: dimensions, ``-1`` where unknown (the batch axis always is).
+    """
+
+    dtype: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A servable function: named inputs in, named outputs out, one batch at a time.
+
+    Args:
+        name: the signature key (``serving_default``).
+        inputs: ``{name: spec}``.
+        outputs: ``{name: spec}``, in the order TF lists them.
+        run: the batch function.
+    """
+
+    name: str
+    inputs: dict[str, TensorSpec]
+    outputs: dict[str, TensorSpec]
+    run: Callable[[Arrays], Arrays]
+
+
+def _dtype_of_first_layer(spec: Mapping[str, Any]) -> str:
+    layers = spec.get("layers") or []
+    first = layers[0].get("class_name") if layers else None
+    if first in _STRING_FIRST_LAYERS:
+        return "string"
+    if first in _INTEGER_FIRST_LAYERS:
+        return "int64"
+    return "float32"
+
+
+def _to_model_input(value: np.ndarray, dtype: str) -> Any:
+    """A batch as the torchrs layers take it: bytes arrays for strings, tensors for numbers."""
+    if dtype == "string":
+        return value  # (B, ...) object array of bytes: lookups read it as is
+    return torch.from_numpy(np.ascontiguousarray(value))
+
+
+def _to_array(value: Any) -> np.ndarray:
+    """A model output as a NumPy array; str identifiers back to their exact bytes."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    array = np.asarray(value)
+    if array.dtype.kind in "UO":
+        flat = [
+            v.encode("utf-8", _ESCAPE_ERRORS) if isinstance(v, str) else v for v in array.ravel()
+        ]
+        out = np.empty(array.shape, dtype=object)
+        out.ravel()[:] = flat
+        return out
+    return array
+
+
+def _index_signature(module: nn.Module, spec: Mapping[str, Any]) -> Signature:
+    query = spec.get("query_model")
+    k = int((spec.get("config") or {}).get("k", 10))
+    dtype = _dtype_of_first_layer(query) if query is not None else "float32"
+    in_shape = (-1,) if dtype != "float32" else (-1, -1)
+    ids_dtype = {"string": "string", None: "int32"}.get(spec.get("identifiers_dtype"), "int64")
+
+    def run(inputs: Arrays) -> Arrays:
+        scores, ids = module(_to_model_input(inputs[KERAS_INPUT], dtype), k=k)
+        return {KERAS_OUTPUTS[0]: _to_array(scores), KERAS_OUTPUTS[1]: _to_array(ids)}
+
+    return Signature(
+        DEFAULT_SIGNATURE,
+        {KERAS_INPUT: TensorSpec(dtype, in_shape)},
+        {
+            KERAS_OUTPUTS[0]: TensorSpec("float32", (-1, k)),
+            KERAS_OUTPUTS[1]: TensorSpec(ids_dtype, (-1, k)),
+        },
+        run,
+    )
+
+
+def _output_names(outputs: Any) -> list[str]:
+    """Keras's serving output names: the output layers' names (dict outputs: the keys)."""
+    if isinstance(outputs, dict):
+        return list(outputs)
+    refs = [outputs] if outputs and isinstance(outputs[0], str) else list(outputs)
+    names: list[str] = []
+    for ref in refs:
+        name = str(ref[0])
+        names.append(name if name not in names else f"{name}_{names.count(name)}")
+    return names
+
+
+def _functional_signature(module: nn.Module, spec: Mapping[str, Any]) -> Signature:
+    names = list(spec["inputs"].values()) if isinstance(spec["inputs"], dict) else spec["inputs"]
+    specs = spec.get("input_specs") or {}
+    inputs = {
+        n: TensorSpec(
+            str(specs.get(n, {}).get("dtype", "float32")),
+            tuple(-1 if d is None else int(d) for d in specs.get(n, {}).get("shape", [None])),
+        )
+        for n in names
+    }
+    out_names = _output_names(spec["outputs"])
+
+    def run(batch: Arrays) -> Arrays:
+        result = module(**{n: _to_model_input(batch[n], inputs[n].dtype) for n in names})
+        if isinstance(result, dict):
+            values = [result[n] for n in out_names]
+        elif isinstance(result, list | tuple):
+            values = list(result)
+        else:
+            values = [result]
+        return {n: _to_array(v) for n, v in zip(out_names, values, strict=True)}
+
+    return Signature(
+        DEFAULT_SIGNATURE, inputs, {n: TensorSpec("float32", (-1, -1)) for n in out_names}, run
+    )
+
+
+def _tower_signature(module: nn.Module, spec: Mapping[str, Any], name: str) -> Signature:
+    dtype = _dtype_of_first_layer(spec)
+
+    def run(batch: Arrays) -> Arrays:
+        return {KERAS_OUTPUTS[0]: _to_array(module(_to_model_input(batch[KERAS_INPUT], dtype)))}
+
+    in_shape = (-1,) if dtype != "float32" else (-1, -1)
+    return Signature(
+        name,
+        {KERAS_INPUT: TensorSpec(dtype, in_shape)},
+        {KERAS_OUTPUTS[0]: TensorSpec("float32", (-1, -1))},
+        run,
+    )
+
+
+def signatures(module: nn.Module, architecture: Mapping[str, Any]) -> dict[str, Signature]:
+    """The signatures of what ``torchrs.load`` returned, keyed as TF's SavedModel keys them.
+
+    Args:
+        module: the loaded model.
+        architecture: the ``architecture`` entry of its ``torchrs.json``.
+
+    Returns:
+        ``{signature name: Signature}``; a container has no ``serving_default``.
+
+    Raises:
+        ValueError: nothing in the model can be served.
+
+    >>> from torchrs.io import Tower
+    >>> from torchrs.layers.embedding import Embedding
+    >>> from torchrs.preprocessing import StringLookup
+    >>> tower = Tower(StringLookup(vocabulary=["a", "b"]), Embedding(3, 2))
+    >>> spec = {"class_name": "Sequential", "layers": [{"class_name": "StringLookup"}, {}]}
+    >>> sig = signatures(tower, spec)["serving_default"]
+    >>> sig.inputs, sig.run({"input_1": np.array([b"a", b"zz"], dtype=object)})["output_1"].shape
+    ({'input_1': TensorSpec(dtype='string', shape=(-1,))}, (2, 2))
+    """
+    return _collect(module, architecture, "")
+
+
+def _collect(module: nn.Module, spec: Mapping[str, Any], path: str) -> dict[str, Signature]:
+    cls = spec.get("class_name")
+    name = path or DEFAULT_SIGNATURE
+    if cls in ("BruteForce", "Streaming"):
+        sig = _index_signature(module, spec)
+        return {name: Signature(name, sig.inputs, sig.outputs, sig.run)}
+    if cls == "Functional":
+        sig = _functional_signature(module, spec)
+        return {name: Signature(name, sig.inputs, sig.outputs, sig.run)}
+    if cls == "Sequential":
+        return {name: _tower_signature(module, spec, name)}
+    if cls == "Container":
+        out: dict[str, Signature] = {}
+        for child, child_spec in spec.get("children", {}).items():
+            out.update(
+                _collect(getattr(module, child), child_spec, f"{path}.{child}" if path else child)
+            )
+        if not out and not path:
+            raise ValueError("This converted tfrs.Model holds no tower that can be served.")
+        return out
+    if path:
+        return {}
+    raise ValueError(
+        f"A converted {cls!r} cannot be served: torchrs.serve serves indexes, Sequential and "
+        "functional towers, and the towers of a tfrs.Model."
+    )
