@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench bench-kerasrs clean
+.PHONY: setup demo test lint bench bench-kerasrs bench-serve clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ bench: $(STAMP) $(KR_STAMP)
 	$(PY) -m pytest benchmarks --benchmark-only --benchmark-json=benchmarks/results/latest.json
 	$(PY) benchmarks/render.py
 	@echo "Benchmark table: $(CURDIR)/benchmarks/results/RESULTS.md"
+
+# torchrs.serve vs TF's SavedModel signature behind the same server, REST on 127.0.0.1 (about 3 minutes).
+bench-serve: $(STAMP)
+	$(PY) benchmarks/serving.py --clients 8 --seconds 20 --out benchmarks/results/serving.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check torchrs converters parity tests benchmarks
