@@ -8,7 +8,8 @@ converted directory keeps enough to name them the same way:
   ``output_2``; ``k`` is fixed by the export's config, as in TF;
 - a functional Keras model: the ``tf.keras.Input`` names with their dtypes and shapes
   (``input_specs``), and the output layers' names;
-- a Sequential tower: ``input_1`` / ``output_1``;
+- a Sequential tower: ``<first layer>_input`` / ``<last layer>`` as Keras names them, where the
+  converted directory records both layer names, else ``input_1`` / ``output_1``;
 - a ``tfrs.Model`` container: its own ``call`` is not kept by the converter, so its towers are
   served one signature each, named by attribute path (``user_model``, ``ranking_model.ratings``).
 
@@ -165,17 +166,31 @@ def _functional_signature(module: nn.Module, spec: Mapping[str, Any]) -> Signatu
     )
 
 
+def _tower_names(spec: Mapping[str, Any]) -> tuple[str, str]:
+    """Keras's serving names of a Sequential: ``<first layer>_input`` and the last layer's name.
+
+    The converter records layer names only for some exports; without both, ``input_1`` / ``output_1``.
+    """
+    layers = spec.get("layers") or []
+    first = (layers[0].get("config") or {}).get("name") if layers else None
+    last = (layers[-1].get("config") or {}).get("name") if layers else None
+    if first and last:
+        return f"{first}_input", str(last)
+    return KERAS_INPUT, KERAS_OUTPUTS[0]
+
+
 def _tower_signature(module: nn.Module, spec: Mapping[str, Any], name: str) -> Signature:
     dtype = _dtype_of_first_layer(spec)
+    input_name, output_name = _tower_names(spec)
 
     def run(batch: Arrays) -> Arrays:
-        return {KERAS_OUTPUTS[0]: _to_array(module(_to_model_input(batch[KERAS_INPUT], dtype)))}
+        return {output_name: _to_array(module(_to_model_input(batch[input_name], dtype)))}
 
     in_shape = (-1,) if dtype != "float32" else (-1, -1)
     return Signature(
         name,
-        {KERAS_INPUT: TensorSpec(dtype, in_shape)},
-        {KERAS_OUTPUTS[0]: TensorSpec("float32", (-1, -1))},
+        {input_name: TensorSpec(dtype, in_shape)},
+        {output_name: TensorSpec("float32", (-1, -1))},
         run,
     )
 
