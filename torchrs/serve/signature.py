@@ -179,6 +179,16 @@ def _tower_names(spec: Mapping[str, Any]) -> tuple[str, str]:
     return KERAS_INPUT, KERAS_OUTPUTS[0]
 
 
+def _dense_width(spec: Mapping[str, Any]) -> int:
+    """Input width of a tower that starts with a Dense layer (torch layout ``[out, in]``), else -1."""
+    layers = spec.get("layers") or []
+    if layers and layers[0].get("class_name") == "Dense":
+        weight = (layers[0].get("shapes") or {}).get("weight")
+        if weight and len(weight) == 2:
+            return int(weight[1])
+    return -1
+
+
 def _tower_signature(module: nn.Module, spec: Mapping[str, Any], name: str) -> Signature:
     dtype = _dtype_of_first_layer(spec)
     input_name, output_name = _tower_names(spec)
@@ -186,7 +196,7 @@ def _tower_signature(module: nn.Module, spec: Mapping[str, Any], name: str) -> S
     def run(batch: Arrays) -> Arrays:
         return {output_name: _to_array(module(_to_model_input(batch[input_name], dtype)))}
 
-    in_shape = (-1,) if dtype != "float32" else (-1, -1)
+    in_shape = (-1,) if dtype != "float32" else (-1, _dense_width(spec))
     return Signature(
         name,
         {input_name: TensorSpec(dtype, in_shape)},

@@ -61,3 +61,33 @@ def served_ranking(tf, tmp_path_factory) -> Served:
     model = tf.keras.Model([user_id, movie_title], rating)
     model.save(str(root / "tf"), save_format="tf")  # the Keras SavedModel TF Serving would load
     return _converted(root / "tf", root / "torchrs", tf)
+
+
+@dataclass(frozen=True)
+class ServedContainer:
+    """The basic-ranking tutorial's ``tfrs.Model`` export (subclassed), converted: a container of towers."""
+
+    torchrs_dir: Path
+    model: Any  # the TF model, whose towers are the reference
+    users: list[str]
+    movies: list[str]
+
+
+@pytest.fixture(scope="session")
+def served_container(tf, tmp_path_factory) -> ServedContainer:
+    import numpy as np
+
+    from parity.scenarios import basic_ranking
+
+    root = tmp_path_factory.mktemp("serve_container")
+    users = np.array([str(i) for i in range(1, 30)])
+    movies = np.array([f"Movie {i} (1995)" for i in range(40)])
+    ratings = np.ones(len(users), np.float32)
+    data = basic_ranking.RankingData(
+        users, movies[: len(users)], ratings, users, movies[: len(users)], ratings
+    )
+    model = basic_ranking.build_tf(data, basic_ranking.BasicRankingConfig(seed=5))
+    model({"user_id": users[:1], "movie_title": movies[:1]})
+    tf.saved_model.save(model, str(root / "tf"))  # the tutorial's export
+    assert convert([str(root / "tf"), "--out", str(root / "torchrs"), "--json"]) == 0
+    return ServedContainer(root / "torchrs", model, list(users), list(movies))

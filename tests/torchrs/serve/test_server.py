@@ -328,3 +328,41 @@ def test_status_grpc_matches_rest(served_index, tmp_path: Path) -> None:
         assert status.version == 1
         assert get_model_status_pb2.ModelVersionStatus.State.Name(status.state) == "AVAILABLE"
         assert _status(server)[1]["state"] == "AVAILABLE"
+
+
+def test_tfrs_model_container_serves_each_tower(served_container, tf, tmp_path: Path) -> None:
+    """A converted tfrs.Model keeps no ``call``: each tower is a signature, answering as the TF tower."""
+    towers = served_container.model.ranking_model
+    users = [*served_container.users[:5], "nobody"]
+    with serve(served_container.torchrs_dir, "tutorial", tmp_path / "log") as server:
+        meta = httpx.get(f"{server.rest}/v1/models/tutorial/metadata", timeout=30).json()
+        signatures = meta["metadata"]["signature_def"]["signature_def"]
+        assert set(signatures) == {
+            "ranking_model.user_embeddings",
+            "ranking_model.movie_embeddings",
+            "ranking_model.ratings",
+        }
+        no_default = _post(server, {"instances": users})
+        assert (
+            no_default.status_code == 400 and "ranking_model.ratings" in no_default.json()["error"]
+        )
+
+        user_sig = signatures["ranking_model.user_embeddings"]
+        (input_name,) = user_sig["inputs"]
+        (output_name,) = user_sig["outputs"]
+        answer = _post(
+            server,
+            {"signature_name": "ranking_model.user_embeddings", "inputs": {input_name: users}},
+        )
+        assert answer.status_code == 200, answer.text
+        _close(answer.json()["outputs"], towers.user_embeddings(tf.constant(users)).numpy())
+
+        ratings_sig = signatures["ranking_model.ratings"]
+        (ratings_input,) = ratings_sig["inputs"]
+        width = int(ratings_sig["inputs"][ratings_input]["tensor_shape"]["dim"][1]["size"])
+        features = np.random.default_rng(0).normal(size=(4, width)).astype(np.float32)
+        answer = _post(
+            server, {"signature_name": "ranking_model.ratings", "instances": features.tolist()}
+        )
+        assert answer.status_code == 200, answer.text
+        _close(answer.json()["predictions"], towers.ratings(tf.constant(features)).numpy())

@@ -1,0 +1,68 @@
+"""``python -m torchrs.serve``: its flags, its refusals (one ``error:`` line, exit 2), and a start-up without TF."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from torchrs.serve.cli import main, parse_args
+from torchrs.serve.config import ServeConfig
+
+
+def test_every_flag_reaches_the_config(tmp_path: Path) -> None:
+    config = parse_args(
+        [str(tmp_path), "--name", "movies", "--host", "0.0.0.0", "--port", "9501", "--grpc-port", "0",
+         "--max-batch-size", "64", "--batch-timeout-ms", "5", "--workers", "3",
+         "--max-request-bytes", "1000", "--poll-seconds", "0.5"]
+    )  # fmt: skip
+    assert config == ServeConfig(
+        str(tmp_path.resolve()), "movies", "0.0.0.0", 9501, 0, 64, 5.0, 3, 1000, 0.5
+    )
+    assert (
+        parse_args([str(tmp_path)]).name == tmp_path.name
+    )  # TF Serving's habit: the base path's name
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda root: root / "missing", "is not a directory"),
+        (lambda root: root, "neither a converted model"),
+    ],
+)
+def test_bad_model_dir_is_one_error_line(tmp_path: Path, capsys, make, message: str) -> None:
+    assert main([str(make(tmp_path))]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and message in err and err.count("\n") == 1
+
+
+def test_help_and_protos_without_tensorflow() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "torchrs.serve", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for flag in (
+        "--name",
+        "--host",
+        "--port",
+        "--grpc-port",
+        "--max-batch-size",
+        "--batch-timeout-ms",
+        "--workers",
+    ):
+        assert flag in out
+    # The gRPC protos load without running TensorFlow's __init__ (no tensorflow.python).
+    probe = (
+        "import sys, torchrs.serve.grpc_api, torchrs.serve.app; from torchrs.serve import _protos; "
+        "pb = _protos.load(); pb.predict_pb2.PredictRequest(); "
+        "print('tensorflow' in sys.modules, 'tensorflow.python' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["False", "False"]
