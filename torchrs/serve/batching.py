@@ -67,6 +67,7 @@ class Batcher:
         self._queue: collections.deque[_Pending] = collections.deque()
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self._running = False
 
     async def submit(self, inputs: Arrays) -> Arrays:
         """Runs ``inputs`` (alone or in a batch) and returns its outputs."""
@@ -85,7 +86,7 @@ class Batcher:
 
     async def close(self) -> None:
         """Stops the batching task (queued requests are still answered first)."""
-        while self._queue:
+        while self._queue or self._running:  # a batch being run still answers its requests
             await asyncio.sleep(0.001)
         if self._task is not None:
             self._task.cancel()
@@ -116,7 +117,11 @@ class Batcher:
                     break
                 batch.append(self._queue.popleft())
                 rows += candidate.rows
-            await self._execute(batch)
+            self._running = True
+            try:
+                await self._execute(batch)
+            finally:
+                self._running = False
 
     async def _execute(self, batch: list[_Pending]) -> None:
         loop = asyncio.get_running_loop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -58,3 +59,20 @@ def test_limits_incompatible_shapes_and_batching_off() -> None:
     calls.clear()
     asyncio.run(main(1))
     assert sorted(calls) == [2, 3, 3]  # batching off: one call per request
+
+
+def test_close_lets_the_running_batch_answer() -> None:
+    """A version swapped out mid-batch still answers the requests of that batch."""
+
+    def slow(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        time.sleep(0.3)
+        return {"y": inputs["x"] + 1}
+
+    async def main() -> dict[str, np.ndarray]:
+        batcher = Batcher(slow, ThreadPoolExecutor(1), max_batch_size=8, timeout_s=0.01)
+        pending = asyncio.ensure_future(batcher.submit({"x": np.zeros((2, 1), np.float32)}))
+        await asyncio.sleep(0.1)  # the batch is running now
+        await batcher.close()
+        return await asyncio.wait_for(pending, 5)
+
+    np.testing.assert_array_equal(asyncio.run(main())["y"], np.ones((2, 1), np.float32))

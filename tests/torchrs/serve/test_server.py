@@ -107,6 +107,35 @@ def _check_metadata(server: Running, served: Any) -> None:
             )
 
 
+def _check_grpc_metadata_and_status(server: Running, served: Any) -> None:
+    """GetModelMetadata's signature_def and GetModelStatus agree with TF's signature and with REST."""
+    from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
+
+    channel, predictions, models = _grpc_stubs(server)
+    with channel:
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        request.model_spec.name = server.name
+        response = predictions.GetModelMetadata(request, timeout=30)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signature_map)
+        sig = signature_map.signature_def["serving_default"]
+        tf_inputs = served.signature.structured_input_signature[1]
+        tf_outputs = served.signature.structured_outputs
+        assert {n: i.dtype for n, i in sig.inputs.items()} == {
+            n: s.dtype.as_datatype_enum for n, s in tf_inputs.items()
+        }
+        assert {n: i.dtype for n, i in sig.outputs.items()} == {
+            n: s.dtype.as_datatype_enum for n, s in tf_outputs.items()
+        }
+        status = models.GetModelStatus(
+            get_model_status_pb2.GetModelStatusRequest(model_spec={"name": server.name}), timeout=30
+        )
+    (version,) = status.model_version_status
+    assert version.version == 1
+    assert get_model_status_pb2.ModelVersionStatus.State.Name(version.state) == "AVAILABLE"
+    assert _status(server)[1]["state"] == "AVAILABLE"
+
+
 def test_index_answers_as_tf_over_rest_and_grpc(served_index, exports, tf, tmp_path: Path) -> None:
     queries = [*exports.users[:6], exports.users[-3], exports.users[-2], b"never seen", b"42"]
     expected = served_index.signature(input_1=tf.constant(queries))
@@ -129,6 +158,7 @@ def test_index_answers_as_tf_over_rest_and_grpc(served_index, exports, tf, tmp_p
         answer = _grpc_predict(server, {"input_1": np.array(queries, dtype=object)}, tf)
         _close(answer["output_1"], scores)
         np.testing.assert_array_equal(answer["output_2"], ids)  # bytes, exactly
+        _check_grpc_metadata_and_status(server, served_index)
 
 
 def test_ranking_answers_as_tf_over_rest_and_grpc(served_ranking, tf, tmp_path: Path) -> None:
@@ -314,20 +344,6 @@ def test_sigterm_finishes_in_flight_requests(served_index, tmp_path: Path) -> No
         thread.join(timeout=60)
         assert server.process.wait(timeout=60) == 0
     assert result["r"].status_code == 200 and len(result["r"].json()["predictions"]) == 1
-
-
-def test_status_grpc_matches_rest(served_index, tmp_path: Path) -> None:
-    from tensorflow_serving.apis import get_model_status_pb2
-
-    with serve(served_index.torchrs_dir, "index", tmp_path / "log") as server:
-        channel, _, models = _grpc_stubs(server)
-        with channel:
-            request = get_model_status_pb2.GetModelStatusRequest(model_spec={"name": "index"})
-            response = models.GetModelStatus(request, timeout=30)
-        (status,) = response.model_version_status
-        assert status.version == 1
-        assert get_model_status_pb2.ModelVersionStatus.State.Name(status.state) == "AVAILABLE"
-        assert _status(server)[1]["state"] == "AVAILABLE"
 
 
 def test_tfrs_model_container_serves_each_tower(served_container, tf, tmp_path: Path) -> None:
