@@ -127,6 +127,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config.workers < 1 or config.max_batch_size < 1:
         print("error: --workers and --max-batch-size must be at least 1.", file=sys.stderr)
         return 2
+    if (Path(config.model_dir) / CONFIG_FILE).is_file():
+        # A single directory is refused now, in one line, if it cannot be served (a base path of
+        # versions instead waits for one that loads, as TF Serving does).
+        from torchrs.serve.errors import ModelLoadError
+        from torchrs.serve.registry import PRELOADED, load_version
+
+        try:
+            servable = load_version(Path(config.model_dir), 1)
+        except ModelLoadError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        if config.workers == 1:  # this process serves: no second load
+            PRELOADED[(Path(config.model_dir).resolve(), 1)] = servable
+        del servable
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     os.environ[CONFIG_ENV] = config.to_json()
     # uvicorn finishes in-flight requests on SIGTERM, then re-raises the signal to this handler:

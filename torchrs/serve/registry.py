@@ -29,6 +29,9 @@ log = logging.getLogger("torchrs.serve")
 CONFIG_FILE = "torchrs.json"  # what python -m converters.tfrs_to_torch writes, see torchrs.io
 # TF Serving's version states (ModelVersionStatus.State) this server goes through.
 LOADING, AVAILABLE, END = "LOADING", "AVAILABLE", "END"
+# Versions the CLI already loaded in this process (to refuse a broken model with one error line),
+# handed to the registry instead of loading them twice.
+PRELOADED: dict[tuple[Path, int], Servable] = {}
 
 
 @dataclass(frozen=True)
@@ -175,8 +178,11 @@ class ModelRegistry:
                 continue
             self._statuses[version] = VersionStatus(version, LOADING)
             try:
-                servable = await loop.run_in_executor(
-                    self._load_thread, load_version, path, version
+                preloaded = PRELOADED.pop((path.resolve(), version), None)
+                servable: Servable = (
+                    preloaded
+                    if preloaded is not None
+                    else await loop.run_in_executor(self._load_thread, load_version, path, version)
                 )
             except ModelLoadError as error:
                 log.error("%s", error)
@@ -197,8 +203,16 @@ class ModelRegistry:
             break
 
     async def start(self) -> None:
-        """First load (the caller waits for it), then polling in the background."""
+        """First load (the caller waits for it), then polling in the background.
+
+        Raises:
+            ModelLoadError: a single converted directory (no version folders) that cannot be served.
+        """
         await self.poll()
+        if (
+            not self.versioned and self.current is None
+        ):  # nothing else will ever come: fail start-up
+            raise ModelLoadError(self._statuses[1].error_message)
         if self.versioned:
             self._task = asyncio.get_running_loop().create_task(self._watch())
 

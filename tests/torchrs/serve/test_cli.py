@@ -66,3 +66,15 @@ def test_help_and_protos_without_tensorflow() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_a_single_broken_directory_is_refused_before_serving(tmp_path: Path, capsys) -> None:
+    (tmp_path / "torchrs.json").write_text(
+        '{"format": "torchrs", "format_version": 1, "model_kind": "index"}'
+    )
+    (tmp_path / "model.safetensors").write_bytes(b"garbage")
+    assert main([str(tmp_path), "--port", "1", "--grpc-port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("error: Version 1 at") and "cannot be loaded" in err and err.count("\n") == 1
+    )
