@@ -109,7 +109,7 @@ class Batcher:
                     self._wake.clear()
                     try:
                         await asyncio.wait_for(self._wake.wait(), remaining)
-                    except TimeoutError:
+                    except asyncio.TimeoutError:  # not the builtin before Python 3.11
                         break
                     continue
                 candidate = self._queue[0]

@@ -110,11 +110,15 @@ def _index_signature(module: nn.Module, spec: Mapping[str, Any]) -> Signature:
     k = int((spec.get("config") or {}).get("k", 10))
     dtype = _dtype_of_first_layer(query) if query is not None else "float32"
     in_shape = (-1,) if dtype != "float32" else (-1, -1)
-    ids_dtype = {"string": "string", None: "int32"}.get(spec.get("identifiers_dtype"), "int64")
+    # No identifiers: TF returns int32 candidate positions; else the export's own dtype (numpy name).
+    ids_dtype = str(spec.get("identifiers_dtype") or "int32")
 
     def run(inputs: Arrays) -> Arrays:
         scores, ids = module(_to_model_input(inputs[KERAS_INPUT], dtype), k=k)
-        return {KERAS_OUTPUTS[0]: _to_array(scores), KERAS_OUTPUTS[1]: _to_array(ids)}
+        ids_array = _to_array(ids)
+        if ids_dtype != "string":
+            ids_array = ids_array.astype(ids_dtype)  # torch positions are int64, TF's int32
+        return {KERAS_OUTPUTS[0]: _to_array(scores), KERAS_OUTPUTS[1]: ids_array}
 
     return Signature(
         DEFAULT_SIGNATURE,
