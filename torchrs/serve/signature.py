@@ -222,10 +222,9 @@ def signatures(module: nn.Module, architecture: Mapping[str, Any]) -> dict[str, 
     Raises:
         ValueError: nothing in the model can be served.
 
-    >>> from torchrs.io import Tower
     >>> from torchrs.layers.embedding import Embedding
     >>> from torchrs.preprocessing import StringLookup
-    >>> tower = Tower(StringLookup(vocabulary=["a", "b"]), Embedding(3, 2))
+    >>> tower = torch.nn.Sequential(StringLookup(vocabulary=["a", "b"]), Embedding(3, 2))
     >>> spec = {"class_name": "Sequential", "layers": [{"class_name": "StringLookup"}, {}]}
     >>> sig = signatures(tower, spec)["serving_default"]
     >>> sig.inputs, sig.run({"input_1": np.array([b"a", b"zz"], dtype=object)})["output_1"].shape
