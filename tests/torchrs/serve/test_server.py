@@ -330,20 +330,30 @@ def test_bad_requests_get_tf_servings_errors_and_the_server_keeps_serving(
         assert ok.status_code == 200 and len(ok.json()["predictions"]) == 1
 
 
-def test_sigterm_finishes_in_flight_requests(served_index, tmp_path: Path) -> None:
-    # A batch window of 3 s keeps the request in flight while SIGTERM arrives.
+def test_sigterm_finishes_in_flight_requests(served_index, tf, tmp_path: Path) -> None:
+    # A batch window of 3 s keeps both requests (REST and gRPC, one batch) in flight while SIGTERM arrives.
     flags = ("--max-batch-size", "64", "--batch-timeout-ms", "3000")
     with serve(served_index.torchrs_dir, "index", tmp_path / "log", *flags) as server:
-        result: dict[str, httpx.Response] = {}
-        thread = threading.Thread(
-            target=lambda: result.update(r=_post(server, {"instances": ["1"]}))
-        )
-        thread.start()
+        result: dict[str, Any] = {}
+
+        def over_grpc() -> None:
+            result["grpc"] = _grpc_predict(server, {"input_1": np.array([b"2"], dtype=object)}, tf)
+
+        threads = [
+            threading.Thread(
+                target=lambda: result.update(rest=_post(server, {"instances": ["1"]}))
+            ),
+            threading.Thread(target=over_grpc),
+        ]
+        for thread in threads:
+            thread.start()
         time.sleep(1.0)
         server.process.send_signal(signal.SIGTERM)
-        thread.join(timeout=60)
+        for thread in threads:
+            thread.join(timeout=60)
         assert server.process.wait(timeout=60) == 0
-    assert result["r"].status_code == 200 and len(result["r"].json()["predictions"]) == 1
+    assert result["rest"].status_code == 200 and len(result["rest"].json()["predictions"]) == 1
+    assert result["grpc"]["output_2"].shape == (1, 10)
 
 
 def test_tfrs_model_container_serves_each_tower(served_container, tf, tmp_path: Path) -> None:
