@@ -39,6 +39,7 @@ def test_bad_model_dir_is_one_error_line(tmp_path: Path, capsys, make, message: 
     assert err.startswith("error:") and message in err and err.count("\n") == 1
 
 
+@pytest.mark.tf  # needs the tensorflow wheel's proto files (TF itself is not started)
 def test_help_and_protos_without_tensorflow() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "torchrs.serve", "--help"],

@@ -100,6 +100,7 @@ def test_response_shapes() -> None:
         codec.format_response({"s": scores, "one": np.array([1.0], np.float32)}, row_format=True)
 
 
+@pytest.mark.tf  # needs the tensorflow wheel's proto files (TF itself is not started)
 def test_tensor_proto_round_trip_and_tf_fill_rule() -> None:
     pb = _protos.load()
     for array in (
