@@ -78,6 +78,8 @@ class Translation:
     tables: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     #: ``{TF path: dtype name}`` of the variables read (what becomes a parameter).
     variables: dict[str, str] = field(default_factory=dict)
+    #: Constants stored so far (their names are unique across all signatures).
+    constants: int = 0
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,6 @@ class _Translator:
         self.result = result
         self.objects = objects
         self._graphs: dict[str, Any] = {}
-        self._const_count = 0
         self._pending_tables: dict[str, tuple[Any, Any, Any]] = {}
 
     # -- functions ------------------------------------------------------------------------------
@@ -190,10 +191,10 @@ class _Translator:
 
     # -- emission -------------------------------------------------------------------------------
     def const(self, nodes: list[Node], value: np.ndarray, origin: str) -> Ref:
-        self._const_count += 1
-        key = f"const/{self._const_count}"
+        self.result.constants += 1
+        key = f"const/{self.result.constants}"
         self.result.tensors[key] = value
-        name = f"const_{self._const_count}"
+        name = f"const_{self.result.constants}"
         nodes.append(Node(name, "Const", (), {"tensor": key}, origin))
         return Ref(name)
 
@@ -357,12 +358,22 @@ def _shape(tensor: Any) -> tuple[int | None, ...] | None:
 def _attr(op: Any, key: str) -> Any:
     value = op.get_attr(key)
     if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
+        return _text(value, op, key)
     if hasattr(value, "name") and hasattr(value, "is_floating"):  # a tf.DType
         return value.name
     if isinstance(value, list):
-        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value]
+        return [_text(v, op, key) if isinstance(v, bytes) else v for v in value]
     return value
+
+
+def _text(value: bytes, op: Any, key: str) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise GraphTranslationError(
+            f"Attribute {key!r} of node {op.name!r} ({op.type}) is not UTF-8 text; such an "
+            "attribute cannot be stored in the graph's JSON."
+        ) from None
 
 
 def _topological(ops: Iterable[Any]) -> list[Any]:

@@ -519,6 +519,20 @@ def _negative_strided(
     return torch.from_numpy(out) if isinstance(x, torch.Tensor) else out
 
 
+def matrix_band_part(x: torch.Tensor, num_lower: Any, num_upper: Any) -> torch.Tensor:
+    """``MatrixBandPart``: keeps the band ``-num_lower <= j - i <= num_upper`` (negative = all)."""
+    lower, upper = int(_scalar(num_lower)), int(_scalar(num_upper))
+    rows, cols = x.shape[-2], x.shape[-1]
+    i = torch.arange(rows, device=x.device).unsqueeze(1)
+    j = torch.arange(cols, device=x.device).unsqueeze(0)
+    keep = torch.ones(rows, cols, dtype=torch.bool, device=x.device)
+    if lower >= 0:
+        keep &= (i - j) <= lower
+    if upper >= 0:
+        keep &= (j - i) <= upper
+    return torch.where(keep, x, torch.zeros_like(x))
+
+
 def broadcast_to(x: torch.Tensor, new_shape: Any) -> torch.Tensor:
     return x.expand(_int_list(new_shape))
 
@@ -641,6 +655,178 @@ def string_lower(x: np.ndarray, *, encoding: str = "") -> np.ndarray:
     out = np.empty(len(flat), dtype=object)
     out[:] = flat
     return out.reshape(x.shape)
+
+
+# TF's text ops on host arrays (what a TextVectorization layer traces).
+#: ``tf.strings.split`` with an empty separator splits on runs of these (ASCII whitespace).
+WHITESPACE = b" \t\n\r\x0b\x0c"
+
+
+def _bytes_rows(x: Any) -> list[bytes]:
+    return list(to_bytes_array(x).reshape(-1))
+
+
+def _object_array(items: Sequence[bytes], shape: tuple[int, ...] | None = None) -> np.ndarray:
+    out = np.empty(len(items), dtype=object)
+    out[:] = list(items)
+    return out.reshape(shape) if shape is not None else out
+
+
+_REGEX_CACHE: dict[tuple[bytes, bool], Any] = {}
+
+
+def _regex(pattern: str | bytes) -> Any:
+    import re
+
+    raw = pattern.encode("utf-8", "surrogateescape") if isinstance(pattern, str) else pattern
+    key = (raw, True)
+    if key not in _REGEX_CACHE:
+        _REGEX_CACHE[key] = re.compile(raw)
+    return _REGEX_CACHE[key]
+
+
+def _rewrite(rewrite: str | bytes) -> bytes:
+    return rewrite.encode("utf-8", "surrogateescape") if isinstance(rewrite, str) else rewrite
+
+
+def static_regex_replace(
+    x: Any, *, pattern: str, rewrite: str, replace_global: bool = True
+) -> np.ndarray:
+    """``StaticRegexReplace`` (RE2 pattern; the character classes Keras uses mean the same in
+    Python's ``re``)."""
+    regex, repl = _regex(pattern), _rewrite(rewrite)
+    arr = to_bytes_array(x)
+    count = 0 if replace_global else 1
+    return _object_array([regex.sub(repl, v, count=count) for v in arr.reshape(-1)], arr.shape)
+
+
+def regex_replace(x: Any, pattern: Any, rewrite: Any, *, replace_global: bool = True) -> np.ndarray:
+    return static_regex_replace(
+        x,
+        pattern=_bytes_rows(pattern)[0],
+        rewrite=_bytes_rows(rewrite)[0],
+        replace_global=replace_global,
+    )
+
+
+def string_split_v2(
+    x: Any, sep: Any, *, maxsplit: int = -1
+) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
+    """``StringSplitV2``: a sparse ``(indices [N, 2], values, dense shape [2])`` of the tokens."""
+    seps = _bytes_rows(sep)
+    separator = seps[0] if seps else b""
+    rows = _bytes_rows(x)
+    indices: list[tuple[int, int]] = []
+    values: list[bytes] = []
+    longest = 0
+    for r, text in enumerate(rows):
+        if separator:
+            parts = text.split(separator, maxsplit) if maxsplit >= 0 else text.split(separator)
+        else:
+            parts = text.split(None, maxsplit) if maxsplit >= 0 else text.split()
+        indices.extend((r, i) for i in range(len(parts)))
+        values.extend(parts)
+        longest = max(longest, len(parts))
+    index_tensor = torch.tensor(indices, dtype=torch.int64).reshape(-1, 2)
+    return index_tensor, _object_array(values), torch.tensor([len(rows), longest], dtype=torch.int64)
+
+
+def dense_bincount(
+    x: torch.Tensor, size: Any, weights: torch.Tensor, *, binary_output: bool = False
+) -> torch.Tensor:
+    n = int(_scalar(size))
+    flat = x.reshape(-1).long()
+    keep = (flat >= 0) & (flat < n)
+    if weights.numel():
+        counts = torch.zeros(n, dtype=weights.dtype).index_add_(0, flat[keep], weights.reshape(-1)[keep])
+    else:
+        counts = torch.bincount(flat[keep], minlength=n)[:n].to(x.dtype)
+    if binary_output:
+        counts = (counts > 0).to(counts.dtype)
+    return counts
+
+
+def cumsum(x: torch.Tensor, axis: Any, *, exclusive: bool = False, reverse: bool = False) -> torch.Tensor:
+    dim = _axis(axis, x.dim())
+    y = x.flip(dim) if reverse else x
+    out = torch.cumsum(y, dim=dim)
+    if exclusive:
+        out = out - y
+    return (out.flip(dim) if reverse else out).to(x.dtype)
+
+
+def string_ngrams(
+    data: Any,
+    data_splits: Any,
+    *,
+    separator: str,
+    ngram_widths: Sequence[int],
+    left_pad: str,
+    right_pad: str,
+    pad_width: int,
+    preserve_short_sequences: bool,
+) -> tuple[np.ndarray, torch.Tensor]:
+    """``StringNGrams`` over ragged rows: per row, the n-grams of each width in order."""
+    tokens = _bytes_rows(data)
+    splits = _int_list(data_splits)
+    sep, lpad, rpad = _rewrite(separator), _rewrite(left_pad), _rewrite(right_pad)
+    out: list[bytes] = []
+    out_splits = [0]
+    for start, end in zip(splits, splits[1:], strict=False):
+        row = tokens[start:end]
+        made = 0
+        for width in ngram_widths:
+            pad = min(width - 1 if pad_width < 0 else pad_width, width - 1)
+            padded = [lpad] * pad + row + [rpad] * pad
+            count = len(padded) - width + 1
+            for i in range(max(0, count)):
+                out.append(sep.join(padded[i : i + width]))
+                made += 1
+        if made == 0 and preserve_short_sequences and row:
+            out.append(sep.join(row))
+            made = 1
+        out_splits.append(out_splits[-1] + made)
+    split_dtype = data_splits.dtype if isinstance(data_splits, torch.Tensor) else torch.int64
+    return _object_array(out), torch.tensor(out_splits, dtype=split_dtype)
+
+
+def ragged_tensor_to_tensor(
+    out_shape: Any,
+    values: Any,
+    default_value: Any,
+    *partitions: Any,
+    row_partition_types: Sequence[str] = ("ROW_SPLITS",),
+) -> Any:
+    """``RaggedTensorToTensor`` for one ``ROW_SPLITS`` partition: rows padded with the default."""
+    if list(row_partition_types) != ["ROW_SPLITS"] or len(partitions) != 1:
+        raise UnsupportedGraphError(
+            f"RaggedTensorToTensor with partitions {list(row_partition_types)} is not supported "
+            "(only one ROW_SPLITS partition, as Keras layers produce)."
+        )
+    splits = _int_list(partitions[0])
+    nrows = len(splits) - 1
+    lengths = [b - a for a, b in zip(splits, splits[1:], strict=False)]
+    wanted = _int_list(out_shape)
+    wanted = wanted if len(wanted) > 1 else []
+    width = max(lengths, default=0)
+    if len(wanted) >= 2 and wanted[1] >= 0:
+        width = wanted[1]
+    if len(wanted) >= 1 and wanted[0] >= 0:
+        nrows = min(nrows, wanted[0])
+    if _is_str(values):
+        fill = _bytes_rows(default_value)[0]
+        dense = np.full((nrows, width), fill, dtype=object)
+        for r in range(nrows):
+            row = values[splits[r] : splits[r] + min(lengths[r], width)]
+            dense[r, : len(row)] = row
+        return dense
+    vals = _to_tensor(values)
+    inner = tuple(vals.shape[1:])
+    dense_t = torch.full((nrows, width, *inner), _to_tensor(default_value).item(), dtype=vals.dtype)
+    for r in range(nrows):
+        n = min(lengths[r], width)
+        dense_t[r, :n] = vals[splits[r] : splits[r] + n]
+    return dense_t
 
 
 def _pure_unary(fn: Callable[[torch.Tensor], torch.Tensor], name: str) -> Callable[[Any], Any]:
@@ -867,6 +1053,7 @@ OPS: dict[str, OpDef] = {
         ("begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask"),
     ),
     "BroadcastTo": OpDef(broadcast_to),
+    "MatrixBandPart": OpDef(matrix_band_part),
     "BroadcastArgs": OpDef(broadcast_args),
     "OneHot": OpDef(one_hot, ("axis",)),
     # gathers
@@ -881,6 +1068,24 @@ OPS: dict[str, OpDef] = {
     "StringToHashBucketStrong": OpDef(string_to_hash_bucket_strong, ("num_buckets", "key")),
     "Bucketize": OpDef(bucketize, ("boundaries",)),
     "StringLower": OpDef(string_lower, ("encoding",)),
+    "StaticRegexReplace": OpDef(static_regex_replace, ("pattern", "rewrite", "replace_global")),
+    "RegexReplace": OpDef(regex_replace, ("replace_global",)),
+    "StringSplitV2": OpDef(string_split_v2, ("maxsplit",), multi_output=True),
+    "StringNGrams": OpDef(
+        string_ngrams,
+        (
+            "separator",
+            "ngram_widths",
+            "left_pad",
+            "right_pad",
+            "pad_width",
+            "preserve_short_sequences",
+        ),
+        multi_output=True,
+    ),
+    "RaggedTensorToTensor": OpDef(ragged_tensor_to_tensor, ("row_partition_types",)),
+    "DenseBincount": OpDef(dense_bincount, ("binary_output",)),
+    "Cumsum": OpDef(cumsum, ("exclusive", "reverse")),
 }
 
 #: Ops the converter drops because they have no data effect (control dependencies only).

@@ -44,7 +44,7 @@ def encode(values: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dic
             out[key + ".token_offsets"] = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
             strings[name] = list(array.shape)
         else:
-            out[key] = np.ascontiguousarray(array)
+            out[key] = array.copy(order="C")  # (np.ascontiguousarray would make a scalar 1-D)
     return out, strings
 
 
