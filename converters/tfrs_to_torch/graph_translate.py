@@ -24,7 +24,7 @@ import numpy as np
 
 from converters.tfrs_to_torch.errors import ConversionError
 from converters.tfrs_to_torch.tf_env import import_tf
-from torchrs.graph.ir import CONTROL_FLOW_OPS, Graph, Node, Output, Ref, TensorSpec
+from torchrs.graph.ir import INTERNAL_DTYPES, Graph, Node, Output, Ref, TensorSpec
 from torchrs.graph.ops import DTYPES, OPS
 
 __all__ = ["GraphTranslationError", "Translation", "translate_saved_model"]
@@ -342,8 +342,8 @@ def _as_storable(array: np.ndarray) -> np.ndarray:
 
 def _spec_dtype(tf_dtype: Any) -> str:
     name = _dtype_name(tf_dtype)
-    if name in SUPPORTED_DTYPES or name in ("resource", "variant"):
-        return name if name in SUPPORTED_DTYPES else "float32"
+    if name in SUPPORTED_DTYPES or name in INTERNAL_DTYPES:
+        return name
     raise GraphTranslationError(f"Inputs of dtype {name!r} are not supported.")
 
 

@@ -41,6 +41,8 @@ SOURCE_OPS = frozenset({"Placeholder", "Variable", "Table", "Const"})
 CONTROL_FLOW_OPS = frozenset({"While", "If"})
 #: Attribute names that hold sub-graphs, per control-flow op.
 SUBGRAPH_ATTRS = {"While": ("cond", "body"), "If": ("then_branch", "else_branch")}
+#: dtypes that only a sub-graph's inputs carry (loop state: a TensorList, a variable's handle).
+INTERNAL_DTYPES = frozenset({"variant", "resource"})
 #: Deepest nesting of sub-graphs accepted (Keras RNN loops nest one level; ten is generous).
 MAX_DEPTH = 10
 
@@ -197,7 +199,7 @@ def _ref(data: Any, where: str) -> Ref:
 def _spec(data: Any, where: str) -> TensorSpec:
     obj = _mapping(data, where, ("name", "dtype"))
     dtype = _str(obj["dtype"], f"{where}.dtype")
-    if dtype not in DTYPES:
+    if dtype not in DTYPES and dtype not in INTERNAL_DTYPES:
         raise UnsupportedGraphError(
             f"{where}: input dtype {dtype!r} is not supported (supported: {sorted(DTYPES)})."
         )

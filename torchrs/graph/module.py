@@ -125,8 +125,20 @@ class Signature(nn.Module):
         """The signature's input names, in call order."""
         return [s.name for s in self.input_specs]
 
-    def forward(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    @property
+    def default_k(self) -> int | None:
+        """The ``k`` an exported index was traced with (``None``: the graph has no such top-k)."""
+        for node in self.graph_module.graph.nodes:
+            if node.op == "placeholder" and node.target == "k":
+                return int(node.args[0]) if node.args else None
+        return None
+
+    def forward(self, *args: Any, k: int | None = None, **kwargs: Any) -> dict[str, Any]:
         values = self._bind(args, kwargs)
+        if k is not None:
+            if self.default_k is None:
+                raise TypeError("k= is only taken by an exported index (a graph with one top-k).")
+            values.append(int(k))
         outputs = self.graph_module(*values)
         return dict(zip(self.output_names, outputs, strict=True))
 
@@ -188,8 +200,18 @@ class TranslatedSavedModel(nn.Module):
         self.__dict__["signatures"] = signatures
         self.default_signature = "serving_default" if "serving_default" in graphs else next(iter(graphs))
 
-    def forward(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return self.signatures[self.default_signature](*args, **kwargs)
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Calls the default signature and returns what calling the loaded TF model returns: one
+        output as itself, ``output_1 ... output_n`` as a tuple (an index: ``scores, ids``), else
+        the dict. ``index(queries, k=10)`` overrides an exported index's ``k``."""
+        outputs = self.signatures[self.default_signature](*args, **kwargs)
+        names = list(outputs)
+        if len(names) == 1:
+            return outputs[names[0]]
+        positional = [f"output_{i + 1}" for i in range(len(names))]
+        if sorted(names) == sorted(positional):
+            return tuple(outputs[n] for n in positional)
+        return outputs
 
     def tf_variables(self) -> dict[str, torch.Tensor]:
         """``{TF object path: parameter or buffer}`` of every variable a signature reads."""
@@ -246,9 +268,12 @@ def _build_graph(
     tables: Mapping[str, HashTable],
     root: nn.Module,
     prefix: str,
+    allow_k: bool = True,
 ) -> fx.Graph:
     g = fx.Graph()
     placeholders = [g.placeholder(_py_name(s.name, i)) for i, s in enumerate(graph.inputs)]
+    top_k = _top_k_node(graph, tensors) if allow_k else None
+    k_input = g.placeholder("k", default_value=top_k[1]) if top_k is not None else None
     values: dict[str, fx.Node] = {}
     multi: dict[str, bool] = {}
 
@@ -282,11 +307,28 @@ def _build_graph(
             if op is None:
                 raise UnsupportedGraphError(f"op {node.op!r} ({node.origin or node.name}) is not in the allow-list.")
             kwargs = {k: node.attrs[k] for k in op.attrs if k in node.attrs}
-            values[node.name] = g.call_function(op.fn, tuple(read(r) for r in node.inputs), kwargs)
+            args = [read(r) for r in node.inputs]
+            if top_k is not None and node.name == top_k[0]:
+                args[1] = k_input  # the exported k becomes the default of a `k` argument
+            values[node.name] = g.call_function(op.fn, tuple(args), kwargs)
             multi[node.name] = op.multi_output
     g.output(tuple(read(o.ref) for o in graph.outputs))
     g.lint()
     return g
+
+
+def _top_k_node(graph: Graph, tensors: Mapping[str, Any]) -> tuple[str, int] | None:
+    """The one ``TopKV2`` of an exported index whose ``k`` is a constant: ``(node, k)``."""
+    by_name = {n.name: n for n in graph.nodes}
+    found = []
+    for node in graph.nodes:
+        if node.op == "TopKV2" and len(node.inputs) == 2:
+            source = by_name[node.inputs[1].node]
+            if source.op == "Const" and str(source.attrs["tensor"]) in tensors:
+                value = tensors[str(source.attrs["tensor"])]
+                if isinstance(value, torch.Tensor) and value.numel() == 1:
+                    found.append((node.name, int(value.item())))
+    return found[0] if len(found) == 1 else None
 
 
 def _subgraph(
@@ -297,7 +339,7 @@ def _subgraph(
     sub_root.constants = root.constants
     sub_root.tables = root.tables
     sub_root.subgraphs = root.subgraphs
-    fx_graph = _build_graph(graph, tensors, tables, sub_root, prefix=name + "/")
+    fx_graph = _build_graph(graph, tensors, tables, sub_root, prefix=name + "/", allow_k=False)
     module = fx.GraphModule(sub_root, fx_graph, class_name="SubGraph")
     key = _attr_name(name).replace("/", "__")
     root.subgraphs[key] = module

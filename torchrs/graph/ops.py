@@ -533,6 +533,58 @@ def matrix_band_part(x: torch.Tensor, num_lower: Any, num_upper: Any) -> torch.T
     return torch.where(keep, x, torch.zeros_like(x))
 
 
+# TensorLists (the ``variant`` loop state of Keras RNN loops): Python lists of tensors, never
+# mutated in place (TF's list ops are values: a set returns a new list).
+
+
+def tensor_list_reserve(element_shape: Any, num_elements: Any, *, element_dtype: str = "float32") -> list[Any]:
+    n = int(_scalar(num_elements))
+    return [None] * max(n, 0)
+
+
+def tensor_list_from_tensor(x: Any, element_shape: Any, *, element_dtype: str = "float32") -> list[Any]:
+    return list(torch.unbind(x, 0)) if isinstance(x, torch.Tensor) else list(x)
+
+
+def tensor_list_get_item(items: list[Any], index: Any, element_shape: Any, *, element_dtype: str = "float32") -> Any:
+    i = int(_scalar(index))
+    if not 0 <= i < len(items) or items[i] is None:
+        raise IndexError(f"TensorListGetItem: no element at index {i} (list of {len(items)}).")
+    return items[i]
+
+
+def tensor_list_set_item(
+    items: list[Any], index: Any, item: Any, *, resize_if_index_out_of_bounds: bool = False
+) -> list[Any]:
+    i = int(_scalar(index))
+    out = list(items)
+    if i >= len(out):
+        if not resize_if_index_out_of_bounds:
+            raise IndexError(f"TensorListSetItem: index {i} out of range (list of {len(out)}).")
+        out.extend([None] * (i + 1 - len(out)))
+    out[i] = item
+    return out
+
+
+def tensor_list_push_back(items: list[Any], item: Any, *, element_dtype: str = "float32") -> list[Any]:
+    return [*items, item]
+
+
+def tensor_list_length(items: list[Any]) -> torch.Tensor:
+    return torch.tensor(len(items), dtype=torch.int32)
+
+
+def tensor_list_stack(
+    items: list[Any], element_shape: Any, *, element_dtype: str = "float32", num_elements: int = -1
+) -> torch.Tensor:
+    if any(v is None for v in items):
+        raise ValueError("TensorListStack: the list has unset elements.")
+    if not items:
+        shape = [d if d >= 0 else 0 for d in _int_list(element_shape)]
+        return torch.zeros([0, *shape], dtype=to_dtype(element_dtype) or torch.float32)
+    return torch.stack(list(items), 0)
+
+
 def broadcast_to(x: torch.Tensor, new_shape: Any) -> torch.Tensor:
     return x.expand(_int_list(new_shape))
 
@@ -1053,6 +1105,13 @@ OPS: dict[str, OpDef] = {
         ("begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask"),
     ),
     "BroadcastTo": OpDef(broadcast_to),
+    "TensorListReserve": OpDef(tensor_list_reserve, ("element_dtype",)),
+    "TensorListFromTensor": OpDef(tensor_list_from_tensor, ("element_dtype",)),
+    "TensorListGetItem": OpDef(tensor_list_get_item, ("element_dtype",)),
+    "TensorListSetItem": OpDef(tensor_list_set_item, ("resize_if_index_out_of_bounds",)),
+    "TensorListPushBack": OpDef(tensor_list_push_back, ("element_dtype",)),
+    "TensorListLength": OpDef(tensor_list_length),
+    "TensorListStack": OpDef(tensor_list_stack, ("element_dtype", "num_elements")),
     "MatrixBandPart": OpDef(matrix_band_part),
     "BroadcastArgs": OpDef(broadcast_args),
     "OneHot": OpDef(one_hot, ("axis",)),

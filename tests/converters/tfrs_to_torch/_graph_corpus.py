@@ -169,7 +169,8 @@ def ranking_subclassed(tf: Any, tfrs: Any, root: Path) -> tuple[Path, dict[str, 
     model({"user_id": data["user_id"][:2], "movie_title": data["movie_title"][:2]})
     export = root / "ranking_subclassed"
     _save_keras(tf, model, export)
-    return export, _serve_rows(data, ["user_id", "movie_title"])
+    # Keras traced call() on the features fit() gave it: the signature takes the rating too.
+    return export, _serve_rows(data, ["user_id", "movie_title", "user_rating"])
 
 
 def functional_multi_input(tf: Any, tfrs: Any, root: Path) -> tuple[Path, dict[str, np.ndarray]]:
@@ -266,7 +267,7 @@ def dcn(tf: Any, tfrs: Any, root: Path) -> tuple[Path, dict[str, np.ndarray]]:
     model({k: data[k][:2] for k in keys})
     export = root / "dcn"
     _save_keras(tf, model, export)
-    return export, _serve_rows(data, keys)
+    return export, _serve_rows(data, [*keys, "user_rating"])
 
 
 def dlrm(tf: Any, tfrs: Any, root: Path) -> tuple[Path, dict[str, np.ndarray]]:
