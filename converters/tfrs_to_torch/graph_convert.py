@@ -70,12 +70,14 @@ def sample_inputs(graph: Graph, tables: Mapping[str, tuple[np.ndarray, np.ndarra
             if spec.dtype == "string":
                 picked = picked.astype(object)
                 picked[0] = UNKNOWN_TOKEN
+                picked[1 % n] = b""  # the empty string: a mask token, or OOV
             else:
                 picked = picked.copy()
                 picked[0] = int(keys.max()) + 12345
             out[spec.name] = picked.reshape(shape)
         elif spec.dtype == "string":
             tokens = np.array([f"token {i}".encode() for i in rng.integers(0, 1000, n)], dtype=object)
+            tokens[0] = b""  # empty text: no tokens after splitting (padding only)
             out[spec.name] = tokens.reshape(shape)
         elif spec.dtype in ("float32", "float64", "float16"):
             out[spec.name] = rng.normal(size=shape).astype(spec.dtype)

@@ -341,7 +341,7 @@ def multitask(tf: Any, tfrs: Any, root: Path) -> tuple[Path, dict[str, np.ndarra
     return export, _serve_rows(data, ["user_id", "movie_title"])
 
 
-def gru_sequential(tf: Any, tfrs: Any, root: Path) -> tuple[Path, dict[str, np.ndarray]]:
+def gru_sequential(tf: Any, tfrs: Any, root: Path, recurrent: str = "GRU") -> tuple[Path, dict[str, np.ndarray]]:
     """Sequential retrieval: a query tower over the last 5 movie ids (Embedding + GRU)."""
     rng = np.random.default_rng(9)
     history = rng.integers(1, N_MOVIES, (N_RATINGS, 5)).astype(np.int64)
@@ -351,7 +351,7 @@ def gru_sequential(tf: Any, tfrs: Any, root: Path) -> tuple[Path, dict[str, np.n
             tf.keras.Input(shape=(5,), dtype=tf.int64),
             tf.keras.layers.IntegerLookup(vocabulary=np.arange(1, N_MOVIES, dtype=np.int64), mask_token=None),
             tf.keras.layers.Embedding(N_MOVIES + 1, DIM),
-            tf.keras.layers.GRU(DIM),
+            getattr(tf.keras.layers, recurrent)(DIM),
         ]
     )
     candidate = tf.keras.Sequential(
@@ -373,9 +373,14 @@ def gru_sequential(tf: Any, tfrs: Any, root: Path) -> tuple[Path, dict[str, np.n
 
     model = Seq()
     _fit(tf, model, {"history": history, "target": target}, ["history", "target"])
-    export = root / "gru_sequential"
+    export = root / f"{recurrent.lower()}_sequential"
     _save_keras(tf, query, export)
     return export, {"history": np.concatenate([history[-23:], [[1, 2, 3, 99, 4]]]).astype(np.int64)}
+
+
+def lstm_sequential(tf: Any, tfrs: Any, root: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    """The sequential tower with an LSTM (Keras's other RNN loop)."""
+    return gru_sequential(tf, tfrs, root, recurrent="LSTM")
 
 
 def brute_force_index(tf: Any, tfrs: Any, root: Path) -> tuple[Path, dict[str, np.ndarray]]:
@@ -462,6 +467,7 @@ CORPUS: dict[str, Callable[..., tuple[Path, dict[str, np.ndarray]]]] = {
     "dlrm": dlrm,
     "multitask": multitask,
     "gru_sequential": gru_sequential,
+    "lstm_sequential": lstm_sequential,
     "brute_force_index": brute_force_index,
     "integer_lookup_int32": integer_lookup_int32,
     "hashing": hashing,
