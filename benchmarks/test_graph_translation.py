@@ -29,7 +29,9 @@ MODELS = [("two_tower_side_features", "query"), ("ranking_subclassed", "serving_
 
 
 @pytest.fixture(scope="module")
-def exported(tf: Any, tfrs: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path, dict[str, np.ndarray]]]:
+def exported(
+    tf: Any, tfrs: Any, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[Path, Path, dict[str, np.ndarray]]]:
     root = tmp_path_factory.mktemp("graph_bench")
     out = {}
     for name, _ in MODELS:
@@ -49,7 +51,14 @@ def _batch(inputs: dict[str, np.ndarray], names: list[str], size: int) -> dict[s
 @pytest.mark.parametrize("batch", [1, 1024])
 @pytest.mark.parametrize("model", [m for m, _ in MODELS])
 @pytest.mark.parametrize("framework", ["tfrs", "torchrs"])
-def test_translated_signature(benchmark: Any, request: pytest.FixtureRequest, exported: Any, framework: str, model: str, batch: int) -> None:
+def test_translated_signature(
+    benchmark: Any,
+    request: pytest.FixtureRequest,
+    exported: Any,
+    framework: str,
+    model: str,
+    batch: int,
+) -> None:
     benchmark.group = f"graph translation: {model} signature, batch {batch}"
     export, target, inputs = exported[model]
     key = dict(MODELS)[model]
@@ -58,7 +67,12 @@ def test_translated_signature(benchmark: Any, request: pytest.FixtureRequest, ex
         tf = request.getfixturevalue("tf")
         function = tf.saved_model.load(str(export)).signatures[key]
         specs = tf.nest.flatten(function.structured_input_signature)
-        feed = {s.name: tf.constant(v, dtype=s.dtype) for s, v in zip(specs, _batch(inputs, [s.name for s in specs], batch).values(), strict=True)}
+        feed = {
+            s.name: tf.constant(v, dtype=s.dtype)
+            for s, v in zip(
+                specs, _batch(inputs, [s.name for s in specs], batch).values(), strict=True
+            )
+        }
 
         def step() -> Any:
             for _ in range(calls):

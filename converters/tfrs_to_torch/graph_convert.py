@@ -43,7 +43,9 @@ class GraphConversion(dict):  # type: ignore[type-arg]
     """The summary of a whole-graph conversion (JSON-ready)."""
 
 
-def _table_keys_for(graph: Graph, tables: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> dict[int, np.ndarray]:
+def _table_keys_for(
+    graph: Graph, tables: Mapping[str, tuple[np.ndarray, np.ndarray]]
+) -> dict[int, np.ndarray]:
     """Input index -> keys of a table the input is looked up in (directly), for sampling."""
     by_name = {n.name: n for n in graph.nodes}
     out: dict[int, np.ndarray] = {}
@@ -56,7 +58,9 @@ def _table_keys_for(graph: Graph, tables: Mapping[str, tuple[np.ndarray, np.ndar
     return out
 
 
-def sample_inputs(graph: Graph, tables: Mapping[str, tuple[np.ndarray, np.ndarray]], seed: int = 0) -> dict[str, np.ndarray]:
+def sample_inputs(
+    graph: Graph, tables: Mapping[str, tuple[np.ndarray, np.ndarray]], seed: int = 0
+) -> dict[str, np.ndarray]:
     """Inputs for every signature input: vocabulary tokens plus an unknown one, or random values."""
     rng = np.random.default_rng(seed)
     vocab = _table_keys_for(graph, tables)
@@ -76,7 +80,9 @@ def sample_inputs(graph: Graph, tables: Mapping[str, tuple[np.ndarray, np.ndarra
                 picked[0] = int(keys.max()) + 12345
             out[spec.name] = picked.reshape(shape)
         elif spec.dtype == "string":
-            tokens = np.array([f"token {i}".encode() for i in rng.integers(0, 1000, n)], dtype=object)
+            tokens = np.array(
+                [f"token {i}".encode() for i in rng.integers(0, 1000, n)], dtype=object
+            )
             tokens[0] = b""  # empty text: no tokens after splitting (padding only)
             out[spec.name] = tokens.reshape(shape)
         elif spec.dtype in ("float32", "float64", "float16"):
@@ -96,7 +102,9 @@ def compare_outputs(ref: Mapping[str, np.ndarray], got: Mapping[str, Any]) -> di
     result: dict[str, float] = {}
     for name, expected in ref.items():
         value = got[name]
-        actual = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+        actual = (
+            value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+        )
         if actual.shape != expected.shape:
             result[name] = float("inf")
             continue
@@ -104,7 +112,9 @@ def compare_outputs(ref: Mapping[str, np.ndarray], got: Mapping[str, Any]) -> di
             e = expected.astype(np.float64)
             a = actual.astype(np.float64)
             finite = np.isfinite(e) & np.isfinite(a)
-            same_nonfinite = (~np.isfinite(e)) & (~np.isfinite(a)) & ((e == a) | (np.isnan(e) & np.isnan(a)))
+            same_nonfinite = (
+                (~np.isfinite(e)) & (~np.isfinite(a)) & ((e == a) | (np.isnan(e) & np.isnan(a)))
+            )
             if not np.all(finite | same_nonfinite):
                 result[name] = float("inf")
                 continue
@@ -136,7 +146,9 @@ def _torch_outputs(signature: Signature, inputs: Mapping[str, np.ndarray]) -> di
         return signature(**inputs)
 
 
-def verify(out_dir: Path, export_dir: Path, translation: Translation) -> dict[str, dict[str, float]]:
+def verify(
+    out_dir: Path, export_dir: Path, translation: Translation
+) -> dict[str, dict[str, float]]:
     """Builds the written directory and compares every signature with TF; raises on a mismatch."""
     from safetensors.torch import load_file
 
@@ -216,7 +228,11 @@ def convert_graph(
             "format_version": FORMAT_VERSION,
             "model_kind": GRAPH_KIND,
             "architecture": architecture,
-            "source": {"path": str(export.resolve()), "format": "saved_model", "conversion": "graph"},
+            "source": {
+                "path": str(export.resolve()),
+                "format": "saved_model",
+                "conversion": "graph",
+            },
             "versions": versions(),
             "summary": summary,
             "notes": [],
@@ -225,7 +241,10 @@ def convert_graph(
         entries = [
             {"source": path, "status": "converted", "target": f"variables.{path}", "dtype": dtype}
             for path, dtype in sorted(translation.variables.items())
-        ] + [{"source": path, "status": "converted", "target": f"tables.{path}"} for path in sorted(translation.tables)]
+        ] + [
+            {"source": path, "status": "converted", "target": f"tables.{path}"}
+            for path in sorted(translation.tables)
+        ]
         writer.write_json(target.path / writer.REPORT_FILE, {"entries": entries})
         if run_verify:
             summary["verification"] = verify(target.path, export, translation)
@@ -236,7 +255,9 @@ def convert_graph(
         if emit_python_to is not None:
             from safetensors.torch import load_file
 
-            module = load_graph_model(architecture, load_file(str(target.path / writer.WEIGHTS_FILE)))
+            module = load_graph_model(
+                architecture, load_file(str(target.path / writer.WEIGHTS_FILE))
+            )
             Path(emit_python_to).write_text(emit_python(module), encoding="utf-8")
         target.commit()
     except BaseException:
@@ -282,7 +303,9 @@ def emit_python(module: TranslatedSavedModel) -> str:
         "",
     ]
     for body in methods:
-        lines.extend("    " + line if line.strip() else "" for line in body.strip("\n").splitlines())
+        lines.extend(
+            "    " + line if line.strip() else "" for line in body.strip("\n").splitlines()
+        )
         lines.append("")
     if module.default_signature:
         lines += [

@@ -36,7 +36,9 @@ CALL_OPS = frozenset({"StatefulPartitionedCall", "PartitionedCall"})
 #: TF's control-flow ops and the allow-listed node they become.
 CONTROL_FLOW = {"While": "While", "StatelessWhile": "While", "If": "If", "StatelessIf": "If"}
 #: Ops whose outputs are their inputs (reads of a variable's value included): folded away.
-ALIAS_OPS = frozenset({"Identity", "IdentityN", "ReadVariableOp", "Snapshot", "StopGradient", "PreventGradient"})
+ALIAS_OPS = frozenset(
+    {"Identity", "IdentityN", "ReadVariableOp", "Snapshot", "StopGradient", "PreventGradient"}
+)
 #: Ops with no data effect (control dependencies only).
 DROPPED_OPS = frozenset({"NoOp"})
 #: Keras's tracking lists: aliases of a layer's variables, never the name a parameter gets.
@@ -156,13 +158,15 @@ def _path_rank(path: str) -> tuple[int, int, int]:
 
 def _is_table(obj: Any) -> bool:
     name = type(obj).__name__
-    return "Table" in name or name == "RestoredResource" and hasattr(obj, "resource_handle")
+    return "Table" in name or (name == "RestoredResource" and hasattr(obj, "resource_handle"))
 
 
 class _Translator:
     """Emits the nodes of one signature (inlining calls) into a flat node list."""
 
-    def __init__(self, tf: Any, library: dict[str, Any], result: Translation, objects: _Objects) -> None:
+    def __init__(
+        self, tf: Any, library: dict[str, Any], result: Translation, objects: _Objects
+    ) -> None:
         self.tf = tf
         self.library = library
         self.result = result
@@ -256,7 +260,9 @@ class _Translator:
                 callee = op.get_attr("f").name
                 sub = self.function_graph(callee)
                 bound = {p.name: a for p, a in zip(sub.inputs, args, strict=True)}
-                sub_refs = self.translate(sub, bound, nodes, f"{scope}{op.name}/", callee, emitted_sources)
+                sub_refs = self.translate(
+                    sub, bound, nodes, f"{scope}{op.name}/", callee, emitted_sources
+                )
                 for out, sub_out in zip(op.outputs, sub.outputs, strict=True):
                     refs[out.name] = sub_refs[sub_out.name]
                 continue
@@ -288,7 +294,9 @@ class _Translator:
         path = str(source.attrs["path"])
         obj, _, _ = self._pending_tables[path]
         keys_dtype = op.get_attr("Tin") if op.type == "LookupTableFindV2" else op.get_attr("Tkeys")
-        values_dtype = op.get_attr("Tout") if op.type == "LookupTableFindV2" else op.get_attr("Tvalues")
+        values_dtype = (
+            op.get_attr("Tout") if op.type == "LookupTableFindV2" else op.get_attr("Tvalues")
+        )
         self._pending_tables[path] = (obj, keys_dtype, values_dtype)
 
     def control_flow_attrs(self, op: Any, kind: str, fn_name: str) -> dict[str, Any]:
@@ -317,9 +325,14 @@ class _Translator:
         tf = self.tf
         for path, (obj, keys_dtype, values_dtype) in self._pending_tables.items():
             if keys_dtype is None:
-                keys_dtype, values_dtype = getattr(obj, "key_dtype", None), getattr(obj, "value_dtype", None)
+                keys_dtype, values_dtype = (
+                    getattr(obj, "key_dtype", None),
+                    getattr(obj, "value_dtype", None),
+                )
             if keys_dtype is None:
-                raise GraphTranslationError(f"Cannot tell the key and value types of lookup table {path!r}.")
+                raise GraphTranslationError(
+                    f"Cannot tell the key and value types of lookup table {path!r}."
+                )
             keys, values = tf.raw_ops.LookupTableExportV2(
                 table_handle=obj.resource_handle, Tkeys=keys_dtype, Tvalues=values_dtype
             )
@@ -404,7 +417,9 @@ def _topological(ops: Iterable[Any]) -> list[Any]:
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_]")
 
 
-def translate_saved_model(export_dir: str | Path, signatures: Iterable[str] | None = None) -> Translation:
+def translate_saved_model(
+    export_dir: str | Path, signatures: Iterable[str] | None = None
+) -> Translation:
     """Translates the serving signatures of a SavedModel written by ``tf.saved_model.save``.
 
     Args:
@@ -435,7 +450,9 @@ def translate_saved_model(export_dir: str | Path, signatures: Iterable[str] | No
     wanted = list(signatures) if signatures is not None else sorted(available)
     unknown = [s for s in wanted if s not in available]
     if unknown:
-        raise GraphTranslationError(f"Unknown signature(s) {unknown}; {root} has {sorted(available)}.")
+        raise GraphTranslationError(
+            f"Unknown signature(s) {unknown}; {root} has {sorted(available)}."
+        )
     objects = _Objects(tf, root, loaded)
     result = Translation()
     for key in wanted:
@@ -498,4 +515,6 @@ def _prune(graph: Graph) -> Graph:
 
 
 #: Re-exported for callers that check an op before translating.
-SUPPORTED_OPS = frozenset(OPS) | frozenset(CONTROL_FLOW) | CALL_OPS | DROPPED_OPS | {"Const", "Placeholder"}
+SUPPORTED_OPS = (
+    frozenset(OPS) | frozenset(CONTROL_FLOW) | CALL_OPS | DROPPED_OPS | {"Const", "Placeholder"}
+)

@@ -18,8 +18,8 @@ __all__ = [
     "Node",
     "Output",
     "Ref",
-    "TensorSpec",
     "Signature",
+    "TensorSpec",
     "TranslatedSavedModel",
     "UnsupportedGraphError",
 ]

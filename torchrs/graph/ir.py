@@ -100,7 +100,11 @@ class Graph:
         """The JSON form (the inverse of :meth:`from_json`)."""
         return {
             "inputs": [
-                {"name": s.name, "dtype": s.dtype, "shape": None if s.shape is None else list(s.shape)}
+                {
+                    "name": s.name,
+                    "dtype": s.dtype,
+                    "shape": None if s.shape is None else list(s.shape),
+                }
                 for s in self.inputs
             ],
             "outputs": [{"name": o.name, "ref": [o.ref.node, o.ref.index]} for o in self.outputs],
@@ -113,12 +117,17 @@ class Graph:
         if depth > MAX_DEPTH:
             raise UnsupportedGraphError(f"{where}: sub-graphs nest deeper than {MAX_DEPTH}.")
         obj = _mapping(data, where, ("inputs", "nodes", "outputs"))
-        inputs = tuple(_spec(s, f"{where}.inputs[{i}]") for i, s in enumerate(_list(obj["inputs"], f"{where}.inputs")))
+        inputs = tuple(
+            _spec(s, f"{where}.inputs[{i}]")
+            for i, s in enumerate(_list(obj["inputs"], f"{where}.inputs"))
+        )
         nodes = tuple(
-            _node(n, f"{where}.nodes[{i}]", depth) for i, n in enumerate(_list(obj["nodes"], f"{where}.nodes"))
+            _node(n, f"{where}.nodes[{i}]", depth)
+            for i, n in enumerate(_list(obj["nodes"], f"{where}.nodes"))
         )
         outputs = tuple(
-            _output(o, f"{where}.outputs[{i}]") for i, o in enumerate(_list(obj["outputs"], f"{where}.outputs"))
+            _output(o, f"{where}.outputs[{i}]")
+            for i, o in enumerate(_list(obj["outputs"], f"{where}.outputs"))
         )
         graph = cls(inputs, nodes, outputs)
         graph.check(where)
@@ -227,7 +236,9 @@ def _attr_value(value: Any, where: str) -> Any:
         return value
     if isinstance(value, list):
         return [_attr_value(v, where) for v in value]
-    raise UnsupportedGraphError(f"{where}: attribute values are JSON scalars or lists, got {value!r}.")
+    raise UnsupportedGraphError(
+        f"{where}: attribute values are JSON scalars or lists, got {value!r}."
+    )
 
 
 def _node(data: Any, where: str, depth: int) -> Node:
@@ -249,6 +260,9 @@ def _node(data: Any, where: str, depth: int) -> Node:
     for key in graph_attrs:
         if key not in attrs:
             raise UnsupportedGraphError(f"{where}: {op} lacks its sub-graph {key!r}.")
-    inputs = tuple(_ref(r, f"{where}.inputs[{i}]") for i, r in enumerate(_list(obj["inputs"], f"{where}.inputs")))
+    inputs = tuple(
+        _ref(r, f"{where}.inputs[{i}]")
+        for i, r in enumerate(_list(obj["inputs"], f"{where}.inputs"))
+    )
     origin = obj.get("origin", "")
     return Node(name, op, inputs, attrs, origin if isinstance(origin, str) else "")

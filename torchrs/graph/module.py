@@ -61,7 +61,11 @@ class HashTable(nn.Module):
         else:
             k = torch.as_tensor(keys).to(self._sorted_keys.dtype)
             slot = torch.searchsorted(self._sorted_keys, k).clamp(max=max(len(self.keys) - 1, 0))
-            hit = self._sorted_keys[slot] == k if len(self.keys) else torch.zeros_like(k, dtype=torch.bool)
+            hit = (
+                self._sorted_keys[slot] == k
+                if len(self.keys)
+                else torch.zeros_like(k, dtype=torch.bool)
+            )
             found = torch.where(hit, self._order[slot], torch.full_like(slot, -1))
         if isinstance(self.values, np.ndarray):
             flat = found.reshape(-1).numpy()
@@ -142,7 +146,6 @@ class Signature(nn.Module):
         outputs = self.graph_module(*values)
         return dict(zip(self.output_names, outputs, strict=True))
 
-
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
         names = [s.name for s in self.input_specs]
         if len(args) == 1 and isinstance(args[0], Mapping) and not kwargs:
@@ -180,7 +183,18 @@ class TranslatedSavedModel(nn.Module):
     (``variables.<path>``), so fine-tuning, ``state_dict`` and optimizers see each variable once.
     """
 
-    def __init__(self, graphs: Mapping[str, Graph], tensors: Mapping[str, Any], tables: Mapping[str, HashTable]) -> None:
+    variables: _Values
+    constants: _Values
+    tables: nn.ModuleDict
+    subgraphs: nn.ModuleDict
+    signatures: dict[str, Signature]
+
+    def __init__(
+        self,
+        graphs: Mapping[str, Graph],
+        tensors: Mapping[str, Any],
+        tables: Mapping[str, HashTable],
+    ) -> None:
         super().__init__()
         if not graphs:
             raise UnsupportedGraphError("A translated SavedModel needs at least one signature.")
@@ -198,7 +212,9 @@ class TranslatedSavedModel(nn.Module):
             signatures[name] = Signature(graph_module, graph)
         # Not registered as submodules: their holders are this module's, so each tensor is named once.
         self.__dict__["signatures"] = signatures
-        self.default_signature = "serving_default" if "serving_default" in graphs else next(iter(graphs))
+        self.default_signature = (
+            "serving_default" if "serving_default" in graphs else next(iter(graphs))
+        )
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Calls the default signature and returns what calling the loaded TF model returns: one
@@ -224,13 +240,21 @@ def _attr_name(text: str) -> str:
     return text.replace(".", "_")
 
 
-def _source(node: Node, tensors: Mapping[str, Any], tables: Mapping[str, HashTable], root: nn.Module, g: fx.Graph) -> fx.Node:
+def _source(
+    node: Node,
+    tensors: Mapping[str, Any],
+    tables: Mapping[str, HashTable],
+    root: Any,
+    g: fx.Graph,
+) -> fx.Node:
     if node.op == "Variable":
         path = str(node.attrs["path"])
         name = _attr_name(path)
         if not hasattr(root.variables, name):
             if path not in tensors:
-                raise UnsupportedGraphError(f"Variable {path!r} is read by the graph but not stored.")
+                raise UnsupportedGraphError(
+                    f"Variable {path!r} is read by the graph but not stored."
+                )
             _register(root.variables, name, tensors[path], trainable=True)
         return g.get_attr(f"variables.{name}")
     if node.op == "Const":
@@ -244,7 +268,9 @@ def _source(node: Node, tensors: Mapping[str, Any], tables: Mapping[str, HashTab
     if node.op == "Table":
         path = str(node.attrs["path"])
         if path not in tables:
-            raise UnsupportedGraphError(f"Lookup table {path!r} is read by the graph but not stored.")
+            raise UnsupportedGraphError(
+                f"Lookup table {path!r} is read by the graph but not stored."
+            )
         name = _attr_name(path)
         if name not in root.tables:
             root.tables[name] = tables[path]
@@ -266,7 +292,7 @@ def _build_graph(
     graph: Graph,
     tensors: Mapping[str, Any],
     tables: Mapping[str, HashTable],
-    root: nn.Module,
+    root: Any,
     prefix: str,
     allow_k: bool = True,
 ) -> fx.Graph:
@@ -282,7 +308,9 @@ def _build_graph(
         if multi.get(ref.node):
             return g.call_function(operator.getitem, (node, ref.index))
         if ref.index != 0:
-            raise UnsupportedGraphError(f"Node {ref.node!r} has one output; output {ref.index} was read.")
+            raise UnsupportedGraphError(
+                f"Node {ref.node!r} has one output; output {ref.index} was read."
+            )
         return node
 
     for node in graph.nodes:
@@ -297,20 +325,28 @@ def _build_graph(
             values[node.name] = g.call_function(_run_while, args)
             multi[node.name] = True
         elif node.op == "If":
-            then = _subgraph(node.attrs["then_branch"], tensors, tables, root, f"{prefix}{node.name}/then")
-            other = _subgraph(node.attrs["else_branch"], tensors, tables, root, f"{prefix}{node.name}/else")
-            cond_value, *args = (read(r) for r in node.inputs)
-            values[node.name] = g.call_function(_run_if, (cond_value, g.get_attr(then), g.get_attr(other), *args))
+            then = _subgraph(
+                node.attrs["then_branch"], tensors, tables, root, f"{prefix}{node.name}/then"
+            )
+            other = _subgraph(
+                node.attrs["else_branch"], tensors, tables, root, f"{prefix}{node.name}/else"
+            )
+            cond_value, *branch_args = (read(r) for r in node.inputs)
+            values[node.name] = g.call_function(
+                _run_if, (cond_value, g.get_attr(then), g.get_attr(other), *branch_args)
+            )
             multi[node.name] = True
         else:
             op = OPS.get(node.op)
             if op is None:
-                raise UnsupportedGraphError(f"op {node.op!r} ({node.origin or node.name}) is not in the allow-list.")
+                raise UnsupportedGraphError(
+                    f"op {node.op!r} ({node.origin or node.name}) is not in the allow-list."
+                )
             kwargs = {k: node.attrs[k] for k in op.attrs if k in node.attrs}
-            args = [read(r) for r in node.inputs]
+            op_args: list[Any] = [read(r) for r in node.inputs]
             if top_k is not None and node.name == top_k[0]:
-                args[1] = k_input  # the exported k becomes the default of a `k` argument
-            values[node.name] = g.call_function(op.fn, tuple(args), kwargs)
+                op_args[1] = k_input  # the exported k becomes the default of a `k` argument
+            values[node.name] = g.call_function(op.fn, tuple(op_args), kwargs)
             multi[node.name] = op.multi_output
     g.output(tuple(read(o.ref) for o in graph.outputs))
     g.lint()
@@ -332,7 +368,11 @@ def _top_k_node(graph: Graph, tensors: Mapping[str, Any]) -> tuple[str, int] | N
 
 
 def _subgraph(
-    graph: Graph, tensors: Mapping[str, Any], tables: Mapping[str, HashTable], root: nn.Module, name: str
+    graph: Graph,
+    tensors: Mapping[str, Any],
+    tables: Mapping[str, HashTable],
+    root: Any,
+    name: str,
 ) -> str:
     sub_root = nn.Module()
     sub_root.variables = root.variables

@@ -12,6 +12,7 @@ numbers travel as torch tensors.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -169,7 +170,9 @@ def bias_add(x: torch.Tensor, bias: torch.Tensor, *, data_format: str = "NHWC") 
     return x + bias
 
 
-def _binary(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], name: str) -> Callable[..., Any]:
+def _binary(
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], name: str
+) -> Callable[..., Any]:
     def op(x: Any, y: Any) -> Any:
         if _is_str(x) or _is_str(y):
             raise UnsupportedGraphError("arithmetic on string tensors is not supported")
@@ -269,7 +272,11 @@ def _reduction(kind: str) -> Callable[..., torch.Tensor]:
         if kind == "Sum":
             return x.sum(dim=dims, keepdim=keep_dims)
         if kind == "Mean":
-            return x.mean(dim=dims, keepdim=keep_dims) if x.is_floating_point() else _int_mean(x, dims, keep_dims)
+            return (
+                x.mean(dim=dims, keepdim=keep_dims)
+                if x.is_floating_point()
+                else _int_mean(x, dims, keep_dims)
+            )
         if kind == "Prod":
             out = x
             for d in sorted(dims, reverse=True):
@@ -425,7 +432,9 @@ def ones_like(x: Any) -> Any:
 def concat(*values_and_axis: Any) -> Any:
     *values, axis = values_and_axis
     if any(_is_str(v) for v in values):
-        return np.concatenate([np.asarray(v, dtype=object) for v in values], axis=int(_scalar(axis)))
+        return np.concatenate(
+            [np.asarray(v, dtype=object) for v in values], axis=int(_scalar(axis))
+        )
     rank_ = values[0].dim()
     return torch.cat(list(values), dim=_axis(axis, max(rank_, 1)))
 
@@ -464,9 +473,7 @@ def range_(start: Any, limit: Any, delta: Any, *, Tidx: str = "int32") -> torch.
 def slice_(x: Any, begin: Any, size_: Any) -> Any:
     b = _int_list(begin)
     s = _int_list(size_)
-    index = tuple(
-        slice(bi, None if si == -1 else bi + si) for bi, si in zip(b, s, strict=True)
-    )
+    index = tuple(slice(bi, None if si == -1 else bi + si) for bi, si in zip(b, s, strict=True))
     return x[index]
 
 
@@ -496,27 +503,16 @@ def strided_slice(
         else:
             start = None if begin_mask & bit else b[i]
             stop = None if end_mask & bit else e[i]
-            if s[i] < 0:
-                return _negative_strided(x, b, e, s, begin_mask, end_mask, shrink_axis_mask)
             index.append(slice(start, stop, s[i]))
     if isinstance(x, torch.Tensor) and x.dim() == 0:
         return x
+    if isinstance(x, torch.Tensor) and any(
+        isinstance(i, slice) and (i.step or 1) < 0 for i in index
+    ):
+        # torch has no negative steps: NumPy's slicing has TF's semantics; copy back.
+        picked = np.ascontiguousarray(x.detach().cpu().numpy()[tuple(index)])
+        return torch.from_numpy(picked.copy()).to(x.device)
     return x[tuple(index)]
-
-
-def _negative_strided(
-    x: Any, b: list[int], e: list[int], s: list[int], bm: int, em: int, sm: int
-) -> Any:
-    arr = x.cpu().numpy() if isinstance(x, torch.Tensor) else x
-    index: list[Any] = []
-    for i in range(len(b)):
-        bit = 1 << i
-        if sm & bit:
-            index.append(b[i])
-        else:
-            index.append(slice(None if bm & bit else b[i], None if em & bit else e[i], s[i]))
-    out = np.ascontiguousarray(arr[tuple(index)])
-    return torch.from_numpy(out) if isinstance(x, torch.Tensor) else out
 
 
 def matrix_band_part(x: torch.Tensor, num_lower: Any, num_upper: Any) -> torch.Tensor:
@@ -537,16 +533,22 @@ def matrix_band_part(x: torch.Tensor, num_lower: Any, num_upper: Any) -> torch.T
 # mutated in place (TF's list ops are values: a set returns a new list).
 
 
-def tensor_list_reserve(element_shape: Any, num_elements: Any, *, element_dtype: str = "float32") -> list[Any]:
+def tensor_list_reserve(
+    element_shape: Any, num_elements: Any, *, element_dtype: str = "float32"
+) -> list[Any]:
     n = int(_scalar(num_elements))
     return [None] * max(n, 0)
 
 
-def tensor_list_from_tensor(x: Any, element_shape: Any, *, element_dtype: str = "float32") -> list[Any]:
+def tensor_list_from_tensor(
+    x: Any, element_shape: Any, *, element_dtype: str = "float32"
+) -> list[Any]:
     return list(torch.unbind(x, 0)) if isinstance(x, torch.Tensor) else list(x)
 
 
-def tensor_list_get_item(items: list[Any], index: Any, element_shape: Any, *, element_dtype: str = "float32") -> Any:
+def tensor_list_get_item(
+    items: list[Any], index: Any, element_shape: Any, *, element_dtype: str = "float32"
+) -> Any:
     i = int(_scalar(index))
     if not 0 <= i < len(items) or items[i] is None:
         raise IndexError(f"TensorListGetItem: no element at index {i} (list of {len(items)}).")
@@ -566,7 +568,9 @@ def tensor_list_set_item(
     return out
 
 
-def tensor_list_push_back(items: list[Any], item: Any, *, element_dtype: str = "float32") -> list[Any]:
+def tensor_list_push_back(
+    items: list[Any], item: Any, *, element_dtype: str = "float32"
+) -> list[Any]:
     return [*items, item]
 
 
@@ -742,7 +746,7 @@ def _rewrite(rewrite: str | bytes) -> bytes:
 
 
 def static_regex_replace(
-    x: Any, *, pattern: str, rewrite: str, replace_global: bool = True
+    x: Any, *, pattern: str | bytes, rewrite: str | bytes, replace_global: bool = True
 ) -> np.ndarray:
     """``StaticRegexReplace`` (RE2 pattern; the character classes Keras uses mean the same in
     Python's ``re``)."""
@@ -780,7 +784,11 @@ def string_split_v2(
         values.extend(parts)
         longest = max(longest, len(parts))
     index_tensor = torch.tensor(indices, dtype=torch.int64).reshape(-1, 2)
-    return index_tensor, _object_array(values), torch.tensor([len(rows), longest], dtype=torch.int64)
+    return (
+        index_tensor,
+        _object_array(values),
+        torch.tensor([len(rows), longest], dtype=torch.int64),
+    )
 
 
 def dense_bincount(
@@ -790,7 +798,9 @@ def dense_bincount(
     flat = x.reshape(-1).long()
     keep = (flat >= 0) & (flat < n)
     if weights.numel():
-        counts = torch.zeros(n, dtype=weights.dtype).index_add_(0, flat[keep], weights.reshape(-1)[keep])
+        counts = torch.zeros(n, dtype=weights.dtype).index_add_(
+            0, flat[keep], weights.reshape(-1)[keep]
+        )
     else:
         counts = torch.bincount(flat[keep], minlength=n)[:n].to(x.dtype)
     if binary_output:
@@ -798,7 +808,9 @@ def dense_bincount(
     return counts
 
 
-def cumsum(x: torch.Tensor, axis: Any, *, exclusive: bool = False, reverse: bool = False) -> torch.Tensor:
+def cumsum(
+    x: torch.Tensor, axis: Any, *, exclusive: bool = False, reverse: bool = False
+) -> torch.Tensor:
     dim = _axis(axis, x.dim())
     y = x.flip(dim) if reverse else x
     out = torch.cumsum(y, dim=dim)
@@ -824,7 +836,7 @@ def string_ngrams(
     sep, lpad, rpad = _rewrite(separator), _rewrite(left_pad), _rewrite(right_pad)
     out: list[bytes] = []
     out_splits = [0]
-    for start, end in zip(splits, splits[1:], strict=False):
+    for start, end in itertools.pairwise(splits):
         row = tokens[start:end]
         made = 0
         for width in ngram_widths:
@@ -857,7 +869,7 @@ def ragged_tensor_to_tensor(
         )
     splits = _int_list(partitions[0])
     nrows = len(splits) - 1
-    lengths = [b - a for a, b in zip(splits, splits[1:], strict=False)]
+    lengths = [b - a for a, b in itertools.pairwise(splits)]
     wanted = _int_list(out_shape)
     wanted = wanted if len(wanted) > 1 else []
     width = max(lengths, default=0)
@@ -940,7 +952,6 @@ def _floor(x: torch.Tensor) -> torch.Tensor:
 
 def _round(x: torch.Tensor) -> torch.Tensor:
     return torch.round(x)  # banker's rounding, as TF's Round
-
 
 
 # Module-level names for every element-wise op (emitted Python imports them by name).
@@ -1149,4 +1160,3 @@ OPS: dict[str, OpDef] = {
 
 #: Ops the converter drops because they have no data effect (control dependencies only).
 NO_EFFECT_OPS = frozenset({"NoOp"})
-

@@ -13,6 +13,7 @@ Nothing here imports or executes anything named by the file.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,9 +49,7 @@ def encode(values: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dic
     return out, strings
 
 
-def decode(
-    tensors: Mapping[str, torch.Tensor], strings: Mapping[str, Any]
-) -> dict[str, Any]:
+def decode(tensors: Mapping[str, torch.Tensor], strings: Mapping[str, Any]) -> dict[str, Any]:
     """The inverse of :func:`encode`: ``{name: tensor, or NumPy bytes array for strings}``."""
     out: dict[str, Any] = {}
     for name, tensor in tensors.items():
@@ -63,18 +62,24 @@ def decode(
             raise UnsupportedGraphError(f"String tensor {name!r} is declared but not stored.")
         blob = tensors[key + ".token_bytes"].cpu().numpy().tobytes()
         offsets = tensors[key + ".token_offsets"].cpu().tolist()
-        if any(b < a for a, b in zip(offsets, offsets[1:], strict=False)) or (offsets and offsets[-1] > len(blob)):
+        if any(b < a for a, b in itertools.pairwise(offsets)) or (
+            offsets and offsets[-1] > len(blob)
+        ):
             raise UnsupportedGraphError(f"String tensor {name!r} has corrupted offsets.")
-        items = [blob[a:b] for a, b in zip(offsets, offsets[1:], strict=False)]
+        items = [blob[a:b] for a, b in itertools.pairwise(offsets)]
         if not isinstance(shape, list) or int(np.prod(shape)) != len(items):
-            raise UnsupportedGraphError(f"String tensor {name!r}: shape {shape!r} does not hold {len(items)} items.")
+            raise UnsupportedGraphError(
+                f"String tensor {name!r}: shape {shape!r} does not hold {len(items)} items."
+            )
         array = np.empty(len(items), dtype=object)
         array[:] = items
         out[name] = array.reshape(shape)
     return out
 
 
-def load_graph_model(architecture: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> TranslatedSavedModel:
+def load_graph_model(
+    architecture: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]
+) -> TranslatedSavedModel:
     """Builds the module of a ``kind == "graph"`` architecture (checked first, nothing executed)."""
     signatures = architecture.get("signatures")
     if not isinstance(signatures, Mapping) or not signatures:

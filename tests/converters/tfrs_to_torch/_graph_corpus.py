@@ -27,11 +27,15 @@ def _data(seed: int = 0) -> dict[str, np.ndarray]:
     return {
         "user_id": np.array([str(u) for u in users]),
         "movie_id": movies.astype(np.int64),
-        "movie_title": np.array([f"Movie {m} the {'great' if m % 3 else 'small'} story (199{m % 10})" for m in movies]),
+        "movie_title": np.array(
+            [f"Movie {m} the {'great' if m % 3 else 'small'} story (199{m % 10})" for m in movies]
+        ),
         "timestamp": (8.8e8 + rng.integers(0, 10_000_000, N_RATINGS)).astype(np.int64),
         "user_rating": rng.integers(1, 6, N_RATINGS).astype(np.float32),
         "user_gender": rng.integers(0, 2, N_RATINGS).astype(bool),
-        "user_occupation_text": np.array([["writer", "artist", "doctor", "other"][i] for i in rng.integers(0, 4, N_RATINGS)]),
+        "user_occupation_text": np.array(
+            [["writer", "artist", "doctor", "other"][i] for i in rng.integers(0, 4, N_RATINGS)]
+        ),
     }
 
 
@@ -45,7 +49,13 @@ def _serve_rows(data: dict[str, np.ndarray], keys: list[str], n: int = 24) -> di
     return out
 
 
-def _fit(tf: Any, model: Any, data: dict[str, np.ndarray], keys: list[str], loss: Callable[..., Any] | None = None) -> None:
+def _fit(
+    tf: Any,
+    model: Any,
+    data: dict[str, np.ndarray],
+    keys: list[str],
+    loss: Callable[..., Any] | None = None,
+) -> None:
     """A few training steps (Adagrad 0.1) so that weights move from their initial values."""
     ds = tf.data.Dataset.from_tensor_slices({k: data[k] for k in keys}).batch(BATCH)
     model.compile(optimizer=tf.keras.optimizers.Adagrad(0.1))
@@ -76,7 +86,10 @@ def two_tower_side_features(tf: Any, tfrs: Any, root: Path) -> tuple[Path, dict[
             self.norm = tf.keras.layers.Normalization(axis=None)
             self.norm.adapt(ts)
             self.disc = tf.keras.Sequential(
-                [tf.keras.layers.Discretization(buckets.tolist()), tf.keras.layers.Embedding(len(buckets) + 1, DIM)]
+                [
+                    tf.keras.layers.Discretization(buckets.tolist()),
+                    tf.keras.layers.Embedding(len(buckets) + 1, DIM),
+                ]
             )
 
         def call(self, inputs: Any) -> Any:
@@ -109,7 +122,9 @@ def two_tower_side_features(tf: Any, tfrs: Any, root: Path) -> tuple[Path, dict[
             self.task = tfrs.tasks.Retrieval()
 
         def compute_loss(self, features: Any, training: bool = False) -> Any:
-            q = self.query_model({"user_id": features["user_id"], "timestamp": features["timestamp"]})
+            q = self.query_model(
+                {"user_id": features["user_id"], "timestamp": features["timestamp"]}
+            )
             c = self.candidate_model(features["movie_title"])
             return self.task(q, c)
 
@@ -122,9 +137,15 @@ def two_tower_side_features(tf: Any, tfrs: Any, root: Path) -> tuple[Path, dict[
             super().__init__()
             self.model = model
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.int64)])
+        @tf.function(
+            input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.int64)]
+        )
         def query(self, user_id: Any, timestamp: Any) -> Any:
-            return {"query_embedding": self.model.query_model({"user_id": user_id, "timestamp": timestamp})}
+            return {
+                "query_embedding": self.model.query_model(
+                    {"user_id": user_id, "timestamp": timestamp}
+                )
+            }
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
         def candidate(self, movie_title: Any) -> Any:
@@ -154,12 +175,20 @@ def ranking_subclassed(tf: Any, tfrs: Any, root: Path) -> tuple[Path, dict[str, 
             self.users = _string_tower(tf, np.unique(data["user_id"]))
             self.movies = _string_tower(tf, np.unique(data["movie_title"]))
             self.mlp = tf.keras.Sequential(
-                [tf.keras.layers.Dense(16, activation="relu"), tf.keras.layers.Dense(8, activation="relu"), tf.keras.layers.Dense(1)]
+                [
+                    tf.keras.layers.Dense(16, activation="relu"),
+                    tf.keras.layers.Dense(8, activation="relu"),
+                    tf.keras.layers.Dense(1),
+                ]
             )
             self.task = tfrs.tasks.Ranking(loss=tf.keras.losses.MeanSquaredError())
 
         def call(self, features: Any) -> Any:
-            return self.mlp(tf.concat([self.users(features["user_id"]), self.movies(features["movie_title"])], axis=1))
+            return self.mlp(
+                tf.concat(
+                    [self.users(features["user_id"]), self.movies(features["movie_title"])], axis=1
+                )
+            )
 
         def compute_loss(self, features: Any, training: bool = False) -> Any:
             return self.task(labels=features["user_rating"], predictions=self(features))
@@ -180,15 +209,30 @@ def functional_multi_input(tf: Any, tfrs: Any, root: Path) -> tuple[Path, dict[s
     movie = tf.keras.Input(shape=(), dtype=tf.int64, name="movie_id")
     gender = tf.keras.Input(shape=(), dtype=tf.bool, name="user_gender")
     u = _string_tower(tf, np.unique(data["user_id"]))(user)
-    m = tf.keras.layers.Embedding(N_MOVIES + 1, DIM)(tf.keras.layers.IntegerLookup(vocabulary=np.arange(N_MOVIES, dtype=np.int64))(movie))
-    g = tf.keras.layers.Reshape((1,))(tf.keras.layers.Lambda(lambda x: tf.cast(x, tf.float32))(gender))
+    m = tf.keras.layers.Embedding(N_MOVIES + 1, DIM)(
+        tf.keras.layers.IntegerLookup(vocabulary=np.arange(N_MOVIES, dtype=np.int64))(movie)
+    )
+    g = tf.keras.layers.Reshape((1,))(
+        tf.keras.layers.Lambda(lambda x: tf.cast(x, tf.float32))(gender)
+    )
     x = tf.keras.layers.Concatenate()([u, m, g])
     out = tf.keras.layers.Dense(1)(tf.keras.layers.Dense(8, activation="elu")(x))
     model = tf.keras.Model([user, movie, gender], out)
     model.compile(optimizer=tf.keras.optimizers.Adagrad(0.1), loss="mse")
-    model.fit([data["user_id"], data["movie_id"], data["user_gender"]], data["user_rating"], batch_size=BATCH, verbose=0)
+    model.fit(
+        [data["user_id"], data["movie_id"], data["user_gender"]],
+        data["user_rating"],
+        batch_size=BATCH,
+        verbose=0,
+    )
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.bool)])
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string),
+            tf.TensorSpec([None], tf.int64),
+            tf.TensorSpec([None], tf.bool),
+        ]
+    )
     def serve(user_id: Any, movie_id: Any, user_gender: Any) -> Any:
         return {"rating": model([user_id, movie_id, user_gender])}
 
@@ -220,8 +264,12 @@ def dense_with_regularizer(tf: Any, tfrs: Any, root: Path) -> tuple[Path, dict[s
     model = tf.keras.Sequential(
         [
             tf.keras.Input(shape=(6,)),
-            tf.keras.layers.Dense(12, activation="selu", kernel_regularizer=tf.keras.regularizers.L2(1e-3)),
-            tf.keras.layers.Dense(4, activation="softplus", kernel_regularizer=tf.keras.regularizers.L1(1e-4)),
+            tf.keras.layers.Dense(
+                12, activation="selu", kernel_regularizer=tf.keras.regularizers.L2(1e-3)
+            ),
+            tf.keras.layers.Dense(
+                4, activation="softplus", kernel_regularizer=tf.keras.regularizers.L1(1e-4)
+            ),
             tf.keras.layers.Dense(3, activation="softmax"),
         ]
     )
@@ -248,13 +296,21 @@ def dcn(tf: Any, tfrs: Any, root: Path) -> tuple[Path, dict[str, np.ndarray]]:
             self.users = _string_tower(tf, np.unique(data["user_id"]))
             self.occupations = _string_tower(tf, np.unique(data["user_occupation_text"]))
             self.cross1 = tfrs.layers.dcn.Cross(kernel_initializer="glorot_uniform")
-            self.cross2 = tfrs.layers.dcn.Cross(projection_dim=4, kernel_initializer="glorot_uniform")
+            self.cross2 = tfrs.layers.dcn.Cross(
+                projection_dim=4, kernel_initializer="glorot_uniform"
+            )
             self.deep = tf.keras.layers.Dense(16, activation="relu")
             self.out = tf.keras.layers.Dense(1)
             self.task = tfrs.tasks.Ranking(loss=tf.keras.losses.MeanSquaredError())
 
         def call(self, features: Any) -> Any:
-            x0 = tf.concat([self.users(features["user_id"]), self.occupations(features["user_occupation_text"])], axis=1)
+            x0 = tf.concat(
+                [
+                    self.users(features["user_id"]),
+                    self.occupations(features["user_occupation_text"]),
+                ],
+                axis=1,
+            )
             x = self.cross2(x0, self.cross1(x0))
             return self.out(self.deep(x))
 
@@ -279,15 +335,29 @@ def dlrm(tf: Any, tfrs: Any, root: Path) -> tuple[Path, dict[str, np.ndarray]]:
     class DLRM(tf.keras.Model):
         def __init__(self) -> None:
             super().__init__()
-            self.bottom = tf.keras.Sequential([tf.keras.layers.Dense(16, activation="relu"), tf.keras.layers.Dense(DIM, activation="relu")])
+            self.bottom = tf.keras.Sequential(
+                [
+                    tf.keras.layers.Dense(16, activation="relu"),
+                    tf.keras.layers.Dense(DIM, activation="relu"),
+                ]
+            )
             self.users = _string_tower(tf, np.unique(data["user_id"]))
-            self.movies = tf.keras.Sequential([tf.keras.layers.Hashing(num_bins=32), tf.keras.layers.Embedding(32, DIM)])
+            self.movies = tf.keras.Sequential(
+                [tf.keras.layers.Hashing(num_bins=32), tf.keras.layers.Embedding(32, DIM)]
+            )
             self.interaction = tfrs.layers.feature_interaction.DotInteraction()
-            self.top = tf.keras.Sequential([tf.keras.layers.Dense(8, activation="relu"), tf.keras.layers.Dense(1, activation="sigmoid")])
+            self.top = tf.keras.Sequential(
+                [
+                    tf.keras.layers.Dense(8, activation="relu"),
+                    tf.keras.layers.Dense(1, activation="sigmoid"),
+                ]
+            )
 
         def call(self, inputs: Any) -> Any:
             d = self.bottom(inputs["dense"])
-            x = self.interaction([d, self.users(inputs["user_id"]), self.movies(inputs["movie_title"])])
+            x = self.interaction(
+                [d, self.users(inputs["user_id"]), self.movies(inputs["movie_title"])]
+            )
             return self.top(tf.concat([d, x], axis=1))
 
     model = DLRM()
@@ -295,7 +365,15 @@ def dlrm(tf: Any, tfrs: Any, root: Path) -> tuple[Path, dict[str, np.ndarray]]:
     features = {"dense": dense, "user_id": data["user_id"], "movie_title": data["movie_title"]}
     model.fit(features, (data["user_rating"] > 3).astype(np.float32), batch_size=BATCH, verbose=0)
 
-    @tf.function(input_signature=[{"dense": tf.TensorSpec([None, 4], tf.float32, name="dense"), "user_id": tf.TensorSpec([None], tf.string, name="user_id"), "movie_title": tf.TensorSpec([None], tf.string, name="movie_title")}])
+    @tf.function(
+        input_signature=[
+            {
+                "dense": tf.TensorSpec([None, 4], tf.float32, name="dense"),
+                "user_id": tf.TensorSpec([None], tf.string, name="user_id"),
+                "movie_title": tf.TensorSpec([None], tf.string, name="movie_title"),
+            }
+        ]
+    )
     def serve(inputs: Any) -> Any:
         return {"click_probability": model(inputs)}
 
@@ -315,7 +393,9 @@ def multitask(tf: Any, tfrs: Any, root: Path) -> tuple[Path, dict[str, np.ndarra
             super().__init__()
             self.users = _string_tower(tf, np.unique(data["user_id"]))
             self.movies = _string_tower(tf, np.unique(data["movie_title"]))
-            self.rating = tf.keras.Sequential([tf.keras.layers.Dense(16, activation="relu"), tf.keras.layers.Dense(1)])
+            self.rating = tf.keras.Sequential(
+                [tf.keras.layers.Dense(16, activation="relu"), tf.keras.layers.Dense(1)]
+            )
             self.rating_task = tfrs.tasks.Ranking(loss=tf.keras.losses.MeanSquaredError())
             self.retrieval_task = tfrs.tasks.Retrieval()
 
@@ -326,22 +406,33 @@ def multitask(tf: Any, tfrs: Any, root: Path) -> tuple[Path, dict[str, np.ndarra
 
         def compute_loss(self, features: Any, training: bool = False) -> Any:
             u, m, r = self(features)
-            return self.rating_task(labels=features["user_rating"], predictions=r) + self.retrieval_task(u, m)
+            return self.rating_task(
+                labels=features["user_rating"], predictions=r
+            ) + self.retrieval_task(u, m)
 
     model = Multitask()
     _fit(tf, model, data, ["user_id", "movie_title", "user_rating"])
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.string)])
+    @tf.function(
+        input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.string)]
+    )
     def serve(user_id: Any, movie_title: Any) -> Any:
         u, m, r = model({"user_id": user_id, "movie_title": movie_title})
-        return {"user_embedding": u, "movie_embedding": m, "rating": r, "score": tf.reduce_sum(u * m, axis=1)}
+        return {
+            "user_embedding": u,
+            "movie_embedding": m,
+            "rating": r,
+            "score": tf.reduce_sum(u * m, axis=1),
+        }
 
     export = root / "multitask"
     _save_keras(tf, model, export, {"serving_default": serve})
     return export, _serve_rows(data, ["user_id", "movie_title"])
 
 
-def gru_sequential(tf: Any, tfrs: Any, root: Path, recurrent: str = "GRU") -> tuple[Path, dict[str, np.ndarray]]:
+def gru_sequential(
+    tf: Any, tfrs: Any, root: Path, recurrent: str = "GRU"
+) -> tuple[Path, dict[str, np.ndarray]]:
     """Sequential retrieval: a query tower over the last 5 movie ids (Embedding + GRU)."""
     rng = np.random.default_rng(9)
     history = rng.integers(1, N_MOVIES, (N_RATINGS, 5)).astype(np.int64)
@@ -349,7 +440,9 @@ def gru_sequential(tf: Any, tfrs: Any, root: Path, recurrent: str = "GRU") -> tu
     query = tf.keras.Sequential(
         [
             tf.keras.Input(shape=(5,), dtype=tf.int64),
-            tf.keras.layers.IntegerLookup(vocabulary=np.arange(1, N_MOVIES, dtype=np.int64), mask_token=None),
+            tf.keras.layers.IntegerLookup(
+                vocabulary=np.arange(1, N_MOVIES, dtype=np.int64), mask_token=None
+            ),
             tf.keras.layers.Embedding(N_MOVIES + 1, DIM),
             getattr(tf.keras.layers, recurrent)(DIM),
         ]
@@ -357,7 +450,9 @@ def gru_sequential(tf: Any, tfrs: Any, root: Path, recurrent: str = "GRU") -> tu
     candidate = tf.keras.Sequential(
         [
             tf.keras.Input(shape=(), dtype=tf.int64),
-            tf.keras.layers.IntegerLookup(vocabulary=np.arange(1, N_MOVIES, dtype=np.int64), mask_token=None),
+            tf.keras.layers.IntegerLookup(
+                vocabulary=np.arange(1, N_MOVIES, dtype=np.int64), mask_token=None
+            ),
             tf.keras.layers.Embedding(N_MOVIES + 1, DIM),
         ]
     )
@@ -412,7 +507,9 @@ def brute_force_index(tf: Any, tfrs: Any, root: Path) -> tuple[Path, dict[str, n
     model = Model()
     _fit(tf, model, data, ["user_id", "movie_title"])
     index = tfrs.layers.factorized_top_k.BruteForce(query, k=5)
-    index.index_from_dataset(tf.data.Dataset.from_tensor_slices(titles).batch(16).map(lambda t: (t, movies(t))))
+    index.index_from_dataset(
+        tf.data.Dataset.from_tensor_slices(titles).batch(16).map(lambda t: (t, movies(t)))
+    )
     index(tf.constant(["1"]))
     export = root / "brute_force_index"
     _save_keras(tf, index, export)
@@ -426,13 +523,17 @@ def integer_lookup_int32(tf: Any, tfrs: Any, root: Path) -> tuple[Path, dict[str
     class Tower(tf.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.lookup = tf.keras.layers.IntegerLookup(vocabulary=np.arange(0, N_MOVIES, 2, dtype=np.int64), num_oov_indices=2)
+            self.lookup = tf.keras.layers.IntegerLookup(
+                vocabulary=np.arange(0, N_MOVIES, 2, dtype=np.int64), num_oov_indices=2
+            )
             self.embedding = tf.keras.layers.Embedding(N_MOVIES // 2 + 2, DIM)
             self.dense = tf.keras.layers.Dense(4, activation="relu6")
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name="movie_id")])
         def __call__(self, movie_id: Any) -> Any:
-            return {"embedding": self.dense(self.embedding(self.lookup(tf.cast(movie_id, tf.int64))))}
+            return {
+                "embedding": self.dense(self.embedding(self.lookup(tf.cast(movie_id, tf.int64))))
+            }
 
     tower = Tower()
     tower(tf.constant([1, 2], tf.int32))
@@ -450,7 +551,9 @@ def hashing(tf: Any, tfrs: Any, root: Path) -> tuple[Path, dict[str, np.ndarray]
     zip_in = tf.keras.Input(shape=(), dtype=tf.string, name="zip")
     occ_in = tf.keras.Input(shape=(), dtype=tf.string, name="occupation")
     z = tf.keras.layers.Embedding(64, DIM)(tf.keras.layers.Hashing(num_bins=64)(zip_in))
-    o = tf.keras.layers.Embedding(16, DIM)(tf.keras.layers.Hashing(num_bins=16, salt=[7, 11])(occ_in))
+    o = tf.keras.layers.Embedding(16, DIM)(
+        tf.keras.layers.Hashing(num_bins=16, salt=[7, 11])(occ_in)
+    )
     model = tf.keras.Model([zip_in, occ_in], tf.keras.layers.Add()([z, o]))
     export = root / "hashing"
     _save_keras(tf, model, export)

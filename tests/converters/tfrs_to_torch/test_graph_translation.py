@@ -49,7 +49,9 @@ def corpus(tf, tfrs, tmp_path_factory) -> dict[str, Converted]:
     return out
 
 
-def _tf_signature(tf: Any, export: Path, key: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _tf_signature(
+    tf: Any, export: Path, key: str, inputs: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     function = tf.saved_model.load(str(export)).signatures[key]
     specs = tf.nest.flatten(function.structured_input_signature)
     feed = {s.name: tf.constant(inputs[s.name], dtype=s.dtype) for s in specs}
@@ -65,7 +67,9 @@ def _assert_same(expected: dict[str, np.ndarray], got: dict[str, Any]) -> None:
         if ref.dtype.kind == "f":
             np.testing.assert_allclose(actual, ref, rtol=RTOL, atol=ATOL, err_msg=name)
         else:
-            assert np.array_equal(actual, ref.astype(actual.dtype) if ref.dtype.kind != "O" else ref), name
+            assert np.array_equal(
+                actual, ref.astype(actual.dtype) if ref.dtype.kind != "O" else ref
+            ), name
 
 
 def _inputs_for(names: list[str], provided: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -126,11 +130,18 @@ def test_index_answers_scores_and_ids_with_any_k(tf, corpus: dict[str, Converted
     np.testing.assert_allclose(scores.detach().numpy(), tf_scores.numpy(), rtol=RTOL, atol=ATOL)
 
 
-def test_emit_python_writes_an_editable_module(tf, corpus: dict[str, Converted], tmp_path: Path) -> None:
+def test_emit_python_writes_an_editable_module(
+    tf, corpus: dict[str, Converted], tmp_path: Path
+) -> None:
     item = corpus["dcn"]
     source = tmp_path / "dcn_model.py"
     out = tmp_path / "dcn"
-    assert main([str(item.export), "--out", str(out), "--graph", "always", "--emit-python", str(source)]) == 0
+    assert (
+        main(
+            [str(item.export), "--out", str(out), "--graph", "always", "--emit-python", str(source)]
+        )
+        == 0
+    )
     namespace: dict[str, Any] = {}
     exec(compile(source.read_text(), str(source), "exec"), namespace)  # the user's own file
     module = namespace["TranslatedModel"](str(out))
@@ -142,7 +153,9 @@ def test_emit_python_writes_an_editable_module(tf, corpus: dict[str, Converted],
     np.testing.assert_allclose(got.detach().numpy(), expected, rtol=RTOL, atol=ATOL)
 
 
-def test_auto_falls_back_to_the_graph_for_a_plain_export(corpus: dict[str, Converted], tmp_path: Path, capsys) -> None:
+def test_auto_falls_back_to_the_graph_for_a_plain_export(
+    corpus: dict[str, Converted], tmp_path: Path, capsys
+) -> None:
     item = corpus["two_tower_side_features"]  # a tf.Module with two signatures: no Keras configs
     out = tmp_path / "auto"
     assert main([str(item.export), "--out", str(out)]) == 0
@@ -182,7 +195,9 @@ def test_unsupported_signature_dtype_is_refused(tf, tmp_path: Path, capsys) -> N
     assert not (tmp_path / "c_out").exists()
 
 
-def test_corrupted_function_library_is_refused(tf, corpus: dict[str, Converted], tmp_path: Path, capsys) -> None:
+def test_corrupted_function_library_is_refused(
+    tf, corpus: dict[str, Converted], tmp_path: Path, capsys
+) -> None:
     import shutil
 
     from tensorflow.core.protobuf import saved_model_pb2
