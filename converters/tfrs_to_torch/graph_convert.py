@@ -19,7 +19,12 @@ import torch
 
 from converters.tfrs_to_torch import writer
 from converters.tfrs_to_torch.errors import ConversionError
-from converters.tfrs_to_torch.graph_translate import Translation, translate_saved_model
+from converters.tfrs_to_torch.graph_translate import (
+    Translation,
+    call_structured,
+    keras_calls,
+    translate_saved_model,
+)
 from converters.tfrs_to_torch.tf_env import import_tf, versions
 from torchrs.graph.ir import Graph
 from torchrs.graph.module import Signature, TranslatedSavedModel
@@ -125,13 +130,22 @@ def compare_outputs(ref: Mapping[str, np.ndarray], got: Mapping[str, Any]) -> di
     return result
 
 
-def _tf_outputs(loaded: Any, key: str, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _tf_outputs(
+    loaded: Any, key: str, graph: Graph, inputs: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     tf = import_tf()
-    function = loaded.signatures[key]
-    specs = tf.nest.flatten(function.structured_input_signature)
-    feed = {s.name: tf.constant(inputs[s.name], dtype=s.dtype) for s in specs}
-    outputs = function(**feed)
-    return {k: _as_numpy(v) for k, v in outputs.items()}
+    if key in loaded.signatures:
+        function = loaded.signatures[key]
+        specs = tf.nest.flatten(function.structured_input_signature)
+        feed = {s.name: tf.constant(inputs[s.name], dtype=s.dtype) for s in specs}
+        return {k: _as_numpy(v) for k, v in function(**feed).items()}
+    concrete = keras_calls(tf, loaded)[key]
+    values = [tf.constant(inputs[s.name], dtype=s.dtype) for s in graph.inputs]
+    from tensorflow.python.util import nest
+
+    outputs = call_structured(tf, concrete, values)
+    flat = nest.flatten_with_joined_string_paths(outputs)
+    return {(path or "output_0"): _as_numpy(v) for path, v in flat}
 
 
 def _as_numpy(value: Any) -> np.ndarray:
@@ -159,7 +173,7 @@ def verify(
     report: dict[str, dict[str, float]] = {}
     for key, graph in translation.signatures.items():
         inputs = sample_inputs(graph, translation.tables)
-        expected = _tf_outputs(loaded, key, inputs)
+        expected = _tf_outputs(loaded, key, graph, inputs)
         got = _torch_outputs(module.signatures[key], inputs)
         report[key] = compare_outputs(expected, got)
         bad = {k: v for k, v in report[key].items() if v > 0}
@@ -217,6 +231,7 @@ def convert_graph(
         "variables": len(translation.variables),
         "tables": len(translation.tables),
         "nodes": {k: len(g.nodes) for k, g in translation.signatures.items()},
+        "not_translated": translation.skipped,
     }
     target = writer.AtomicDirectory(out, overwrite)
     try:

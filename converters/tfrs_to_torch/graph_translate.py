@@ -80,6 +80,8 @@ class Translation:
     tables: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     #: ``{TF path: dtype name}`` of the variables read (what becomes a parameter).
     variables: dict[str, str] = field(default_factory=dict)
+    #: ``{Keras call: why it was not translated}`` (the signatures were).
+    skipped: dict[str, str] = field(default_factory=dict)
     #: Constants stored so far (their names are unique across all signatures).
     constants: int = 0
 
@@ -151,7 +153,7 @@ def _path_rank(path: str) -> tuple[int, int, int]:
     parts = path.split("/")
     return (
         sum(p in TRACKING_NAMES for p in parts),
-        sum(bool(_ANY_LAYER.fullmatch(p)) for p in parts[:-1]),
+        sum(bool(_ANY_LAYER.fullmatch(p)) for p in parts[:-1] or parts),
         len(parts),
     )
 
@@ -442,10 +444,11 @@ def translate_saved_model(
             f"Cannot load the SavedModel {root}: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}."
         ) from None
     available = dict(loaded.signatures)
-    if not available:
+    calls = keras_calls(tf, loaded) if signatures is None else {}
+    if not available and not calls:
         raise GraphTranslationError(
-            f"{root} has no serving signatures: pass signatures= to tf.saved_model.save, or export a "
-            "model whose call was traced (a Keras model called once before saving)."
+            f"{root} has no serving signatures and no traced Keras call: pass signatures= to "
+            "tf.saved_model.save, or export a model whose call was traced (called once before saving)."
         )
     wanted = list(signatures) if signatures is not None else sorted(available)
     unknown = [s for s in wanted if s not in available]
@@ -457,14 +460,70 @@ def translate_saved_model(
     result = Translation()
     for key in wanted:
         result.signatures[key] = _translate_signature(tf, available[key], result, objects)
+    for key, function in sorted(calls.items()):
+        # The Keras calls of the towers and the index are extras beside the signatures: one that
+        # cannot be translated is reported, never a reason to refuse what the signatures give.
+        try:
+            result.signatures[key] = _translate_signature(tf, function, result, objects)
+        except GraphTranslationError as err:
+            if not available and len(calls) == 1:
+                raise
+            result.skipped[key] = str(err)
+    if not result.signatures:
+        raise GraphTranslationError(
+            f"Nothing of {root} could be translated: " + "; ".join(result.skipped.values())
+        )
     return result
+
+
+def keras_calls(tf: Any, loaded: Any) -> dict[str, Any]:
+    """``{"<attribute>.__call__": concrete function}``: the inference traces of the Keras ``call``
+    of the export's root and of its direct children (its towers, an index's query model)."""
+    out: dict[str, Any] = {}
+    try:
+        children = dict(loaded._trackable_children())
+    except Exception:  # a restored object without children
+        children = {}
+    candidates = [("", loaded)] + [
+        (name, child)
+        for name, child in sorted(children.items(), key=lambda kv: (_path_rank(kv[0]), kv[0]))
+        if name not in TRACKING_NAMES and not name.startswith("_") and name != "signatures"
+    ]
+    seen: set[int] = set()
+    for name, obj in candidates:
+        if id(obj) in seen:  # a Sequential's layer-N and layer_with_weights-M name one layer
+            continue
+        seen.add(id(obj))
+        function = getattr(obj, "__call__", None)
+        for concrete in getattr(function, "concrete_functions", None) or []:
+            leaves = tf.nest.flatten(concrete.structured_input_signature)
+            if any(leaf is True for leaf in leaves):  # a training=True trace
+                continue
+            if not any(isinstance(leaf, tf.TensorSpec) for leaf in leaves):
+                continue
+            out[f"{name}.__call__" if name else "__call__"] = concrete
+            break
+    return out
+
+
+def call_structured(tf: Any, concrete: Any, values: list[Any]) -> Any:
+    """Calls a concrete function with ``values`` in place of its TensorSpec leaves."""
+    leaves = tf.nest.flatten(concrete.structured_input_signature)
+    feed = iter(values)
+    filled = [next(feed) if isinstance(leaf, tf.TensorSpec) else leaf for leaf in leaves]
+    args, kwargs = tf.nest.pack_sequence_as(concrete.structured_input_signature, filled)
+    return concrete(*args, **kwargs)
 
 
 def _translate_signature(tf: Any, function: Any, result: Translation, objects: _Objects) -> Graph:
     graph = function.graph
     library = {f.signature.name: f for f in graph.as_graph_def().library.function}
     translator = _Translator(tf, library, result, objects)
-    flat_specs = tf.nest.flatten(function.structured_input_signature)
+    flat_specs = [
+        leaf
+        for leaf in tf.nest.flatten(function.structured_input_signature)
+        if isinstance(leaf, tf.TensorSpec)
+    ]
     n_user = len(graph.inputs) - len(function.captured_inputs)
     if n_user != len(flat_specs):
         raise GraphTranslationError("The signature's inputs do not match its graph's placeholders.")

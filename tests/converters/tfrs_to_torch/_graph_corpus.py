@@ -427,7 +427,8 @@ def multitask(tf: Any, tfrs: Any, root: Path) -> tuple[Path, dict[str, np.ndarra
 
     export = root / "multitask"
     _save_keras(tf, model, export, {"serving_default": serve})
-    return export, _serve_rows(data, ["user_id", "movie_title"])
+    # The model's own call was traced on fit()'s features: it takes the rating too.
+    return export, _serve_rows(data, ["user_id", "movie_title", "user_rating"])
 
 
 def gru_sequential(

@@ -52,10 +52,20 @@ def corpus(tf, tfrs, tmp_path_factory) -> dict[str, Converted]:
 def _tf_signature(
     tf: Any, export: Path, key: str, inputs: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
-    function = tf.saved_model.load(str(export)).signatures[key]
-    specs = tf.nest.flatten(function.structured_input_signature)
-    feed = {s.name: tf.constant(inputs[s.name], dtype=s.dtype) for s in specs}
-    return {k: v.numpy() for k, v in function(**feed).items()}
+    """What TF serves: the signature, or the traced Keras call (``<tower>.__call__``)."""
+    from tensorflow.python.util import nest
+
+    from converters.tfrs_to_torch.graph_translate import call_structured, keras_calls
+
+    loaded = tf.saved_model.load(str(export))
+    if key in loaded.signatures:
+        function = loaded.signatures[key]
+        specs = tf.nest.flatten(function.structured_input_signature)
+        feed = {s.name: tf.constant(inputs[s.name], dtype=s.dtype) for s in specs}
+        return {k: v.numpy() for k, v in function(**feed).items()}
+    values = [tf.constant(v) for v in inputs.values()]
+    outputs = call_structured(tf, keras_calls(tf, loaded)[key], values)
+    return {(p or "output_0"): v.numpy() for p, v in nest.flatten_with_joined_string_paths(outputs)}
 
 
 def _assert_same(expected: dict[str, np.ndarray], got: dict[str, Any]) -> None:
@@ -93,6 +103,8 @@ def test_converts_and_serves_like_tf(tf, corpus: dict[str, Converted], name: str
     assert isinstance(model, TranslatedSavedModel)
     for key in model.signatures:
         signature = model.signatures[key]
+        if key.endswith(".__call__") and not set(signature.input_names) <= set(item.inputs):
+            continue  # an inner layer's call (its inputs are not raw features): checked at conversion
         inputs = _inputs_for(signature.input_names, item.inputs)
         with torch.no_grad():
             got = signature(**inputs)
@@ -114,6 +126,19 @@ def test_translated_module_fine_tunes(corpus: dict[str, Converted]) -> None:
     prediction.sum().backward()
     kernel = model.tf_variables()["mlp/layer_with_weights-0/kernel"]
     assert kernel.grad is not None and float(kernel.grad.abs().sum()) > 0
+
+
+def test_tower_calls_are_translated_beside_the_signatures(tf, corpus: dict[str, Converted]) -> None:
+    item = corpus["brute_force_index"]
+    model = load(item.out)
+    assert {"serving_default", "__call__", "query_model.__call__"} <= set(model.signatures)
+    query = model.signatures["query_model.__call__"]
+    (name,) = query.input_names
+    got = query(**{name: item.inputs["user_id"]})["output_0"]
+    expected = tf.saved_model.load(str(item.export)).query_model(
+        tf.constant(item.inputs["user_id"])
+    )
+    np.testing.assert_allclose(got.detach().numpy(), expected.numpy(), rtol=RTOL, atol=ATOL)
 
 
 def test_index_answers_scores_and_ids_with_any_k(tf, corpus: dict[str, Converted]) -> None:
