@@ -494,7 +494,7 @@ def keras_calls(tf: Any, loaded: Any) -> dict[str, Any]:
         if id(obj) in seen:  # a Sequential's layer-N and layer_with_weights-M name one layer
             continue
         seen.add(id(obj))
-        function = getattr(obj, "__call__", None)
+        function = getattr(obj, "__call__", None)  # noqa: B004 (a restored function, not a test)
         for concrete in getattr(function, "concrete_functions", None) or []:
             leaves = tf.nest.flatten(concrete.structured_input_signature)
             if any(leaf is True for leaf in leaves):  # a training=True trace
