@@ -562,6 +562,10 @@ def load(directory: str | os.PathLike[str], map_location: str | torch.device = "
     tensors = load_file(str(root / WEIGHTS_FILE), device=str(map_location))
     if meta["model_kind"] == "weights":
         return tensors
+    if meta["model_kind"] == "graph":  # a translated tf.saved_model.save export
+        from torchrs.graph.storage import load_graph_model
+
+        return load_graph_model(meta["architecture"], tensors)
     spec = meta["architecture"]
     module = build_module(spec, tensors)
     index_data = _tensor_keys(spec)

@@ -67,6 +67,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-verify", dest="verify", action="store_false", help="skip verification"
     )
+    parser.add_argument(
+        "--graph",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help=(
+            "translate the export's traced signatures into a torch graph: 'auto' (default) when a "
+            "tf.saved_model.save export cannot be rebuilt layer by layer, 'always', or 'never'"
+        ),
+    )
+    parser.add_argument(
+        "--signature",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="with graph translation: the signature to translate (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--emit-python",
+        metavar="FILE",
+        help="with graph translation: also write editable PyTorch source of the model to FILE",
+    )
     return parser
 
 
@@ -124,15 +145,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from converters.tfrs_to_torch.convert import convert, parse_vocab_flags
 
-        result = convert(
-            args.model_dir,
-            args.out,
-            strict=args.strict,
-            overwrite=args.overwrite,
-            vocab=parse_vocab_flags(args.vocab),
-            run_verify=args.verify,
-            progress=_progress(args.json),
-        )
+        if args.graph == "always":
+            return _print_graph(_convert_graph(args), args.json)
+        try:
+            result = convert(
+                args.model_dir,
+                args.out,
+                strict=args.strict,
+                overwrite=args.overwrite,
+                vocab=parse_vocab_flags(args.vocab),
+                run_verify=args.verify,
+                progress=_progress(args.json),
+            )
+        except ConversionError as err:
+            if args.graph == "never" or not _plain_saved_model(args.model_dir):
+                raise
+            # No Keras configs to rebuild layers from: the traced signatures are the contract.
+            print(
+                f"note: layer-by-layer conversion is not possible ({_first_sentence(err)}); "
+                "translating the exported signatures instead.",
+                file=sys.stderr,
+            )
+            return _print_graph(_convert_graph(args), args.json)
     except ConversionError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -143,4 +177,62 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(result.as_json(), indent=2))
     else:
         print(summary_text(result))
+    return 0
+
+
+def _plain_saved_model(path: str) -> bool:
+    """A SavedModel written by ``tf.saved_model.save`` (no Keras metadata)."""
+    from converters.tfrs_to_torch import formats
+
+    try:
+        return formats.detect_format(path).kind == formats.SAVED_MODEL
+    except ConversionError:
+        return False
+
+
+def _first_sentence(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.split(". ")[0].rstrip(".") if text else type(err).__name__
+
+
+def _convert_graph(args: argparse.Namespace) -> dict[str, Any]:
+    from pathlib import Path
+
+    from converters.tfrs_to_torch import formats
+    from converters.tfrs_to_torch.convert import default_out_dir
+    from converters.tfrs_to_torch.graph_convert import convert_graph
+
+    fmt = formats.detect_format(args.model_dir)
+    if fmt.kind not in (formats.SAVED_MODEL, formats.KERAS_SAVED_MODEL):
+        raise ConversionError(
+            f"--graph translates SavedModel signatures; {args.model_dir} is a {fmt.kind}."
+        )
+    out = Path(args.out) if args.out is not None else default_out_dir(fmt)
+    return dict(
+        convert_graph(
+            fmt.path,
+            out,
+            overwrite=args.overwrite,
+            run_verify=args.verify,
+            signatures=args.signature,
+            emit_python_to=args.emit_python,
+        )
+    )
+
+
+def _print_graph(result: dict[str, Any], as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return 0
+    lines = [f"converted OK -> {result['out_dir']} (translated graph)"]
+    lines.append(
+        f"  signatures: {', '.join(result['signatures'])}; variables: {result['variables']}; "
+        f"lookup tables: {result['tables']}"
+    )
+    verification = result.get("verification")
+    if isinstance(verification, dict):
+        lines.append(f"  verified against TF on sampled inputs: {sorted(verification)}")
+    else:
+        lines.append(f"  verification: {verification}")
+    print("\n".join(lines))
     return 0

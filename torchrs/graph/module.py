@@ -1,0 +1,393 @@
+"""Building a translated TF function graph into a ``torch.fx.GraphModule`` (once, at load time).
+
+:func:`build` turns a checked :class:`~torchrs.graph.ir.Graph` and its tensors into a
+:class:`TranslatedGraph`: every node becomes one ``torch.fx`` call of the op's function from the
+allow-list, variables become parameters named by their TF object path (``variables.<path>``), lookup
+tables become :class:`HashTable` modules holding the exported keys and values. ``forward`` is the
+generated Python of that graph; ``print(module.code)`` shows it.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import fx, nn
+
+from torchrs.graph.ir import SOURCE_OPS, Graph, Node, Ref
+from torchrs.graph.ops import OPS, UnsupportedGraphError, to_bytes_array, to_dtype
+
+__all__ = ["HashTable", "Signature", "TranslatedSavedModel"]
+
+
+class HashTable(nn.Module):
+    """A TF lookup table with its exported contents (``StaticHashTable`` / ``MutableHashTable``).
+
+    Args:
+        keys: ``bytes`` keys as a NumPy ``object`` array, or integer keys as a tensor.
+        values: the values, a tensor (or a NumPy ``object`` array of ``bytes``).
+
+    >>> t = HashTable(np.array([b"a", b"b"], dtype=object), torch.tensor([1, 2]))
+    >>> t.find(np.array([b"b", b"zz"], dtype=object), torch.tensor(0)).tolist()
+    [2, 0]
+    """
+
+    def __init__(self, keys: Any, values: Any) -> None:
+        super().__init__()
+        self.string_keys = isinstance(keys, np.ndarray) and keys.dtype == object
+        self.keys = keys
+        self.values = values
+        if self.string_keys:
+            self._index = {k: i for i, k in enumerate(keys.tolist())}
+        else:
+            order = torch.argsort(keys)
+            self._sorted_keys = keys[order]
+            self._order = order
+
+    def size(self) -> int:
+        return len(self.keys)
+
+    def find(self, keys: Any, default: Any) -> Any:
+        """``LookupTableFindV2``: the value of every key, ``default`` where a key is absent."""
+        if self.string_keys:
+            arr = to_bytes_array(keys)
+            positions = np.fromiter(
+                (self._index.get(k, -1) for k in arr.reshape(-1)), dtype=np.int64, count=arr.size
+            ).reshape(arr.shape)
+            found = torch.from_numpy(positions)
+        else:
+            k = torch.as_tensor(keys).to(self._sorted_keys.dtype)
+            slot = torch.searchsorted(self._sorted_keys, k).clamp(max=max(len(self.keys) - 1, 0))
+            hit = (
+                self._sorted_keys[slot] == k
+                if len(self.keys)
+                else torch.zeros_like(k, dtype=torch.bool)
+            )
+            found = torch.where(hit, self._order[slot], torch.full_like(slot, -1))
+        if isinstance(self.values, np.ndarray):
+            flat = found.reshape(-1).numpy()
+            fill = default.item() if isinstance(default, np.ndarray) else default
+            out = np.array([self.values[i] if i >= 0 else fill for i in flat], dtype=object)
+            return out.reshape(tuple(found.shape))
+        values = self.values
+        default_t = torch.as_tensor(default, dtype=values.dtype, device=values.device)
+        picked = values[found.clamp(min=0).to(values.device)]
+        return torch.where(found.to(values.device) >= 0, picked, default_t)
+
+    def extra_repr(self) -> str:
+        kind = "bytes" if self.string_keys else str(self.keys.dtype)
+        return f"size={len(self.keys)}, keys={kind}"
+
+
+class _Values(nn.Module):
+    """A plain container whose attributes are parameters, buffers or host arrays."""
+
+
+def _run_while(cond: nn.Module, body: nn.Module, *loop_vars: Any) -> tuple[Any, ...]:
+    """TF ``While``: runs ``body`` while ``cond`` holds, on the loop variables."""
+    values = tuple(loop_vars)
+    while bool(_first(cond(*values))):
+        values = tuple(body(*values))
+    return values
+
+
+def _run_if(condition: Any, then: nn.Module, other: nn.Module, *args: Any) -> tuple[Any, ...]:
+    """TF ``If`` / ``StatelessIf``: one branch, chosen by a scalar condition."""
+    branch = then if bool(torch.as_tensor(condition).reshape(-1)[0]) else other
+    return tuple(branch(*args))
+
+
+def _first(values: Any) -> Any:
+    return values[0] if isinstance(values, tuple | list) else values
+
+
+class Signature(nn.Module):
+    """One TF signature (or traced Keras ``call``) as a torch callable: named inputs, named outputs.
+
+    Call it with the signature's inputs by name (``sig(user_id=["42"])``, or a dict), or in
+    signature order. Strings may be Python / NumPy ``str`` or ``bytes``; numbers anything
+    ``torch.as_tensor`` takes. Returns ``{output name: value}``, like a TF signature (string outputs
+    as NumPy arrays of ``bytes``). ``print(sig.code)`` shows the generated forward.
+    """
+
+    def __init__(self, graph_module: fx.GraphModule, graph: Graph) -> None:
+        super().__init__()
+        self.graph_module = graph_module
+        self.input_specs = graph.inputs
+        self.output_names = tuple(o.name for o in graph.outputs)
+
+    @property
+    def code(self) -> str:
+        """The generated Python of the graph."""
+        return self.graph_module.code
+
+    @property
+    def input_names(self) -> list[str]:
+        """The signature's input names, in call order."""
+        return [s.name for s in self.input_specs]
+
+    @property
+    def default_k(self) -> int | None:
+        """The ``k`` an exported index was traced with (``None``: the graph has no such top-k)."""
+        for node in self.graph_module.graph.nodes:
+            if node.op == "placeholder" and node.target == "k":
+                return int(node.args[0]) if node.args else None
+        return None
+
+    def forward(self, *args: Any, k: int | None = None, **kwargs: Any) -> dict[str, Any]:
+        values = self._bind(args, kwargs)
+        if k is not None:
+            if self.default_k is None:
+                raise TypeError("k= is only taken by an exported index (a graph with one top-k).")
+            values.append(int(k))
+        outputs = self.graph_module(*values)
+        return dict(zip(self.output_names, outputs, strict=True))
+
+    def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+        names = [s.name for s in self.input_specs]
+        if len(args) == 1 and isinstance(args[0], Mapping) and not kwargs:
+            kwargs = dict(args[0])
+            args = ()
+        if len(args) > len(names):
+            raise TypeError(f"This graph takes {len(names)} inputs ({names}); got {len(args)}.")
+        given = dict(zip(names, args, strict=False))
+        for key, value in kwargs.items():
+            if key not in names:
+                raise TypeError(f"Unknown input {key!r}; this graph takes {names}.")
+            if key in given:
+                raise TypeError(f"Input {key!r} given twice.")
+            given[key] = value
+        missing = [n for n in names if n not in given]
+        if missing:
+            raise TypeError(f"Missing input(s) {missing}; this graph takes {names}.")
+        return [_as_input(given[s.name], s) for s in self.input_specs]
+
+
+def _as_input(value: Any, spec: Any) -> Any:
+    dtype = to_dtype(spec.dtype)
+    if dtype is None:
+        return to_bytes_array(value)
+    device = None
+    tensor = value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
+    return tensor.to(device=device or tensor.device, dtype=dtype)
+
+
+class TranslatedSavedModel(nn.Module):
+    """The translated signatures of one SavedModel, sharing its variables.
+
+    ``signatures[name]`` is a :class:`Signature`; calling the module calls the default one
+    (``serving_default``, or the only signature). Parameters are named by TF object path
+    (``variables.<path>``), so fine-tuning, ``state_dict`` and optimizers see each variable once.
+    """
+
+    variables: _Values
+    constants: _Values
+    tables: nn.ModuleDict
+    subgraphs: nn.ModuleDict
+    signatures: dict[str, Signature]
+
+    def __init__(
+        self,
+        graphs: Mapping[str, Graph],
+        tensors: Mapping[str, Any],
+        tables: Mapping[str, HashTable],
+    ) -> None:
+        super().__init__()
+        if not graphs:
+            raise UnsupportedGraphError("A translated SavedModel needs at least one signature.")
+        self.variables = _Values()
+        self.constants = _Values()
+        self.tables = nn.ModuleDict()
+        self.subgraphs = nn.ModuleDict()
+        signatures: dict[str, Signature] = {}
+        for name, graph in graphs.items():
+            fx_graph = _build_graph(graph, tensors, tables, self, prefix=f"{name}/")
+            graph_module = fx.GraphModule(self, fx_graph, class_name="TFGraph")
+            for holder in ("variables", "constants", "tables", "subgraphs"):
+                if holder in graph_module._modules:  # share, never copy: one parameter per variable
+                    graph_module._modules[holder] = getattr(self, holder)
+            signatures[name] = Signature(graph_module, graph)
+        # Not registered as submodules: their holders are this module's, so each tensor is named once.
+        self.__dict__["signatures"] = signatures
+        self.default_signature = (
+            "serving_default" if "serving_default" in graphs else next(iter(graphs))
+        )
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Calls the default signature and returns what calling the loaded TF model returns: one
+        output as itself, ``output_1 ... output_n`` as a tuple (an index: ``scores, ids``), else
+        the dict. ``index(queries, k=10)`` overrides an exported index's ``k``."""
+        outputs = self.signatures[self.default_signature](*args, **kwargs)
+        names = list(outputs)
+        if len(names) == 1:
+            return outputs[names[0]]
+        positional = [f"output_{i + 1}" for i in range(len(names))]
+        if sorted(names) == sorted(positional):
+            return tuple(outputs[n] for n in positional)
+        return outputs
+
+    def tf_variables(self) -> dict[str, torch.Tensor]:
+        """``{TF object path: parameter or buffer}`` of every variable a signature reads."""
+        out: dict[str, torch.Tensor] = dict(self.variables.named_parameters(recurse=False))
+        out.update(self.variables.named_buffers(recurse=False))
+        return out
+
+
+def _attr_name(text: str) -> str:
+    return text.replace(".", "_")
+
+
+def _source(
+    node: Node,
+    tensors: Mapping[str, Any],
+    tables: Mapping[str, HashTable],
+    root: Any,
+    g: fx.Graph,
+) -> fx.Node:
+    if node.op == "Variable":
+        path = str(node.attrs["path"])
+        name = _attr_name(path)
+        if not hasattr(root.variables, name):
+            if path not in tensors:
+                raise UnsupportedGraphError(
+                    f"Variable {path!r} is read by the graph but not stored."
+                )
+            _register(root.variables, name, tensors[path], trainable=True)
+        return g.get_attr(f"variables.{name}")
+    if node.op == "Const":
+        key = str(node.attrs["tensor"])
+        name = _attr_name(key)
+        if key not in tensors:
+            raise UnsupportedGraphError(f"Constant {key!r} is read by the graph but not stored.")
+        if not hasattr(root.constants, name):
+            _register(root.constants, name, tensors[key], trainable=False)
+        return g.get_attr(f"constants.{name}")
+    if node.op == "Table":
+        path = str(node.attrs["path"])
+        if path not in tables:
+            raise UnsupportedGraphError(
+                f"Lookup table {path!r} is read by the graph but not stored."
+            )
+        name = _attr_name(path)
+        if name not in root.tables:
+            root.tables[name] = tables[path]
+        return g.get_attr(f"tables.{name}")
+    raise UnsupportedGraphError(f"{node.op} is not a source")
+
+
+def _register(owner: nn.Module, name: str, value: Any, trainable: bool) -> None:
+    if isinstance(value, torch.Tensor):
+        if trainable and value.is_floating_point():
+            owner.register_parameter(name, nn.Parameter(value.clone(), requires_grad=True))
+        else:
+            owner.register_buffer(name, value.clone())
+    else:
+        object.__setattr__(owner, name, value)  # a host array of bytes
+
+
+def _build_graph(
+    graph: Graph,
+    tensors: Mapping[str, Any],
+    tables: Mapping[str, HashTable],
+    root: Any,
+    prefix: str,
+    allow_k: bool = True,
+) -> fx.Graph:
+    g = fx.Graph()
+    placeholders = [g.placeholder(_py_name(s.name, i)) for i, s in enumerate(graph.inputs)]
+    top_k = _top_k_node(graph, tensors) if allow_k else None
+    k_input = g.placeholder("k", default_value=top_k[1]) if top_k is not None else None
+    values: dict[str, fx.Node] = {}
+    multi: dict[str, bool] = {}
+
+    def read(ref: Ref) -> Any:
+        node = values[ref.node]
+        if multi.get(ref.node):
+            return g.call_function(operator.getitem, (node, ref.index))
+        if ref.index != 0:
+            raise UnsupportedGraphError(
+                f"Node {ref.node!r} has one output; output {ref.index} was read."
+            )
+        return node
+
+    for node in graph.nodes:
+        if node.op == "Placeholder":
+            values[node.name] = placeholders[int(node.attrs["index"])]
+        elif node.op in SOURCE_OPS:
+            values[node.name] = _source(node, tensors, tables, root, g)
+        elif node.op == "While":
+            cond = _subgraph(node.attrs["cond"], tensors, tables, root, f"{prefix}{node.name}/cond")
+            body = _subgraph(node.attrs["body"], tensors, tables, root, f"{prefix}{node.name}/body")
+            args = (g.get_attr(cond), g.get_attr(body), *[read(r) for r in node.inputs])
+            values[node.name] = g.call_function(_run_while, args)
+            multi[node.name] = True
+        elif node.op == "If":
+            then = _subgraph(
+                node.attrs["then_branch"], tensors, tables, root, f"{prefix}{node.name}/then"
+            )
+            other = _subgraph(
+                node.attrs["else_branch"], tensors, tables, root, f"{prefix}{node.name}/else"
+            )
+            cond_value, *branch_args = (read(r) for r in node.inputs)
+            values[node.name] = g.call_function(
+                _run_if, (cond_value, g.get_attr(then), g.get_attr(other), *branch_args)
+            )
+            multi[node.name] = True
+        else:
+            op = OPS.get(node.op)
+            if op is None:
+                raise UnsupportedGraphError(
+                    f"op {node.op!r} ({node.origin or node.name}) is not in the allow-list."
+                )
+            kwargs = {k: node.attrs[k] for k in op.attrs if k in node.attrs}
+            op_args: list[Any] = [read(r) for r in node.inputs]
+            if top_k is not None and node.name == top_k[0]:
+                op_args[1] = k_input  # the exported k becomes the default of a `k` argument
+            values[node.name] = g.call_function(op.fn, tuple(op_args), kwargs)
+            multi[node.name] = op.multi_output
+    g.output(tuple(read(o.ref) for o in graph.outputs))
+    g.lint()
+    return g
+
+
+def _top_k_node(graph: Graph, tensors: Mapping[str, Any]) -> tuple[str, int] | None:
+    """The one ``TopKV2`` of an exported index whose ``k`` is a constant: ``(node, k)``."""
+    by_name = {n.name: n for n in graph.nodes}
+    found = []
+    for node in graph.nodes:
+        if node.op == "TopKV2" and len(node.inputs) == 2:
+            source = by_name[node.inputs[1].node]
+            if source.op == "Const" and str(source.attrs["tensor"]) in tensors:
+                value = tensors[str(source.attrs["tensor"])]
+                if isinstance(value, torch.Tensor) and value.numel() == 1:
+                    found.append((node.name, int(value.item())))
+    return found[0] if len(found) == 1 else None
+
+
+def _subgraph(
+    graph: Graph,
+    tensors: Mapping[str, Any],
+    tables: Mapping[str, HashTable],
+    root: Any,
+    name: str,
+) -> str:
+    sub_root = nn.Module()
+    sub_root.variables = root.variables
+    sub_root.constants = root.constants
+    sub_root.tables = root.tables
+    sub_root.subgraphs = root.subgraphs
+    fx_graph = _build_graph(graph, tensors, tables, sub_root, prefix=name + "/", allow_k=False)
+    module = fx.GraphModule(sub_root, fx_graph, class_name="SubGraph")
+    key = _attr_name(name).replace("/", "__")
+    root.subgraphs[key] = module
+    return f"subgraphs.{key}"
+
+
+def _py_name(name: str, index: int) -> str:
+    cleaned = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+    if not cleaned or cleaned[0].isdigit():
+        cleaned = f"input_{index}_{cleaned}"
+    return cleaned
