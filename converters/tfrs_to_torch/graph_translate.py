@@ -552,7 +552,15 @@ def _translate_signature(tf: Any, function: Any, result: Translation, objects: _
     flat_outputs = nest.flatten_with_joined_string_paths(function.structured_outputs)
     outputs = []
     for (path, _), tensor in zip(flat_outputs, graph.outputs, strict=True):
-        outputs.append(Output(path or "output_0", refs[tensor.name]))
+        dtype = _dtype_name(tensor.dtype)
+        outputs.append(
+            Output(
+                path or "output_0",
+                refs[tensor.name],
+                dtype if dtype in SUPPORTED_DTYPES else None,
+                _shape(tensor),
+            )
+        )
     translated = Graph(tuple(specs), tuple(nodes), tuple(outputs))
     translated.check()
     return _prune(translated)

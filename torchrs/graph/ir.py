@@ -66,10 +66,12 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class Output:
-    """A named graph output."""
+    """A named graph output, with the TF dtype and shape the export declared (where known)."""
 
     name: str
     ref: Ref
+    dtype: str | None = None
+    shape: tuple[int | None, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,7 @@ class Graph:
                 }
                 for s in self.inputs
             ],
-            "outputs": [{"name": o.name, "ref": [o.ref.node, o.ref.index]} for o in self.outputs],
+            "outputs": [_output_json(o) for o in self.outputs],
             "nodes": [_node_json(n) for n in self.nodes],
         }
 
@@ -157,6 +159,15 @@ class Graph:
                 raise UnsupportedGraphError(
                     f"{where}: output {out.name!r} reads {out.ref.node!r}, which is not a node."
                 )
+
+
+def _output_json(output: Output) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": output.name, "ref": [output.ref.node, output.ref.index]}
+    if output.dtype is not None:
+        out["dtype"] = output.dtype
+    if output.shape is not None:
+        out["shape"] = list(output.shape)
+    return out
 
 
 def _node_json(node: Node) -> dict[str, Any]:
@@ -228,7 +239,16 @@ def _int(data: Any, where: str) -> int:
 
 def _output(data: Any, where: str) -> Output:
     obj = _mapping(data, where, ("name", "ref"))
-    return Output(_str(obj["name"], f"{where}.name"), _ref(obj["ref"], f"{where}.ref"))
+    spec = _spec(
+        {"name": obj["name"], "dtype": obj.get("dtype", "float32"), "shape": obj.get("shape")},
+        where,
+    )
+    return Output(
+        _str(obj["name"], f"{where}.name"),
+        _ref(obj["ref"], f"{where}.ref"),
+        spec.dtype if "dtype" in obj else None,
+        spec.shape,
+    )
 
 
 def _attr_value(value: Any, where: str) -> Any:

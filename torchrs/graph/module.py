@@ -116,6 +116,7 @@ class Signature(nn.Module):
     def __init__(self, graph_module: fx.GraphModule, graph: Graph) -> None:
         super().__init__()
         self.graph_module = graph_module
+        self.graph_spec = graph
         self.input_specs = graph.inputs
         self.output_names = tuple(o.name for o in graph.outputs)
 

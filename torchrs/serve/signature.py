@@ -233,7 +233,38 @@ def signatures(module: nn.Module, architecture: Mapping[str, Any]) -> dict[str, 
     return _collect(module, architecture, "")
 
 
+def _translated_signatures(module: Any) -> dict[str, Signature]:
+    """A translated ``tf.saved_model.save`` export serves its own signatures, named as in TF.
+
+    Its traced Keras calls (``<tower>.__call__``) are not ``signature_def``s in TF either: left out.
+    """
+    out: dict[str, Signature] = {}
+    for key, graph_signature in module.signatures.items():
+        if key.endswith("__call__"):
+            continue
+        graph = graph_signature.graph_spec
+
+        def run(batch: Arrays, fn: Any = graph_signature) -> Arrays:
+            return {k: _to_array(v) for k, v in fn(**batch).items()}
+
+        out[key] = Signature(
+            key,
+            {s.name: TensorSpec(s.dtype, _tf_shape(s.shape)) for s in graph.inputs},
+            {o.name: TensorSpec(o.dtype or "float32", _tf_shape(o.shape)) for o in graph.outputs},
+            run,
+        )
+    if not out:
+        raise ValueError("This translated export has no serving signature (only traced calls).")
+    return out
+
+
+def _tf_shape(shape: Any) -> tuple[int, ...]:
+    return tuple(-1 if d is None else int(d) for d in shape) if shape is not None else (-1,)
+
+
 def _collect(module: nn.Module, spec: Mapping[str, Any], path: str) -> dict[str, Signature]:
+    if spec.get("kind") == "graph":
+        return _translated_signatures(module)
     cls = spec.get("class_name")
     name = path or DEFAULT_SIGNATURE
     if cls in ("BruteForce", "Streaming"):

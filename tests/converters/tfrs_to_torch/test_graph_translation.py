@@ -241,3 +241,33 @@ def test_corrupted_function_library_is_refused(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ")
     assert not (tmp_path / "b_out").exists()
+
+
+@pytest.mark.parametrize(
+    "name", ["ranking_subclassed", "brute_force_index", "two_tower_side_features"]
+)
+def test_torchrs_serve_describes_and_runs_the_tf_signatures(
+    tf, corpus: dict[str, Converted], name: str
+) -> None:
+    """torchrs.serve serves a translated export under TF's own signature keys, names and dtypes."""
+    from torchrs.serve.signature import signatures
+
+    item = corpus[name]
+    config = json.loads((item.out / "torchrs.json").read_text())
+    served = signatures(load(item.out), config["architecture"])
+    loaded = tf.saved_model.load(str(item.export))
+    assert set(served) == set(loaded.signatures)
+    for key, signature in served.items():
+        function = loaded.signatures[key]
+        specs = tf.nest.flatten(function.structured_input_signature)
+        assert {n: s.dtype for n, s in signature.inputs.items()} == {
+            s.name: s.dtype.name for s in specs
+        }
+        assert {n: s.dtype for n, s in signature.outputs.items()} == {
+            n: s.dtype.name for n, s in function.structured_outputs.items()
+        }
+        from torchrs.graph.ops import to_bytes_array
+
+        raw = _inputs_for(list(signature.inputs), item.inputs)
+        batch = {n: to_bytes_array(v) if v.dtype.kind == "U" else v for n, v in raw.items()}
+        _assert_same(_tf_signature(tf, item.export, key, batch), signature.run(batch))
