@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench bench-kerasrs clean
+.PHONY: setup demo test lint bench bench-kerasrs clean torchrec
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,22 @@ $(STAMP): pyproject.toml Makefile
 	# tensorflow-ranking (the listwise tutorial's losses and NDCG, the reference for torchrs's) pins tensorflow<2.16
 	# for its estimator code; its Keras losses / metrics run on today's TF. parity._tf.import_tfr loads just those.
 	$(PY) -m pip install --quiet --no-deps tensorflow-ranking==0.5.5
+	$(install_torchrec)
 	touch $(STAMP)
+
+# TorchRec + FBGEMM for torchrs.distributed (sharded embedding tables). Not a pyproject extra, pip cannot resolve
+# it: torchrec pins torchmetrics==1.0.3 (torchrs needs >= 1.3; it runs with 1.9) and its metadata pulls the CUDA
+# fbgemm-gpu wheel (~500 MB) over the CPU one; torchrec 1.9 / fbgemm 1.9 need torch 2.14. So the CPU pair that
+# matches torch 2.13 goes in without dependencies, then their pure-Python dependencies, pinned (~40 MB, seconds).
+define install_torchrec
+	$(PY) -m pip install --quiet --no-deps torchrec==1.8.0 fbgemm-gpu-cpu==1.8.0
+	$(PY) -m pip install --quiet tensordict==0.15.3 pyre-extensions==0.0.32
+	$(PY) -c "import torchrec, fbgemm_gpu.split_embedding_configs"
+endef
+
+# Re-installs the pinned TorchRec pair into an existing venv (`make setup` already does it).
+torchrec: $(STAMP)
+	$(install_torchrec)
 
 setup: $(STAMP)
 

@@ -43,7 +43,9 @@ def require(name: str) -> ModuleType:
     """
     try:
         return importlib.import_module(name)
-    except ImportError as error:  # also OSError-free: fbgemm's .so load failures surface as ImportError
+    except (
+        ImportError
+    ) as error:  # also OSError-free: fbgemm's .so load failures surface as ImportError
         raise TorchRecNotInstalledError(
             f"torchrs.distributed needs {name}, which does not import ({error}); {INSTALL_HINT}."
         ) from error

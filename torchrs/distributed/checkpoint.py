@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from torchrs.distributed._torchrec import require
-from torchrs.distributed.embedding import MOMENTUM_KEY, WEIGHT_KEY, ShardedEmbedding
+from torchrs.distributed.embedding import WEIGHT_KEY, ShardedEmbedding
 from torchrs.io import CONFIG_FILE, FORMAT_VERSION, OPTIMIZER_PREFIX, WEIGHTS_FILE
 
 #: ``torchrs.json["architecture"]["source"]`` of an :func:`export_unsharded` directory (tensors by torch name).
@@ -168,11 +168,16 @@ def load_sharded(model: nn.Module, directory: str | os.PathLike[str]) -> dict[st
             tensor_name, _ = index[key]
             block = handle.get_slice(tensor_name)
             _check_shape(
-                module.path, (module.input_dim, module.output_dim), tensor_name, tuple(block.get_shape())
+                module.path,
+                (module.input_dim, module.output_dim),
+                tensor_name,
+                tuple(block.get_shape()),
             )
             for shard in module.local_shards():
                 rows, cols = shard.weight.shape
-                shard.weight.copy_(block[shard.row : shard.row + rows, shard.col : shard.col + cols])
+                shard.weight.copy_(
+                    block[shard.row : shard.row + rows, shard.col : shard.col + cols]
+                )
             loaded[module.path] = ["weight"]
         spec = (meta.get("architecture") or {}).get("optimizer")
         if spec:
@@ -233,13 +238,15 @@ def _load_optimizer(
 
 
 # --------------------------------------------------------------------------------------------------- DCP
-def _dcp_state(model: nn.Module, create: Callable[[str, Any], Tensor] | None = None) -> dict[str, Any]:
+def _dcp_state(
+    model: nn.Module, create: Callable[[str, Any], Tensor] | None = None
+) -> dict[str, Any]:
     """The state DCP saves / loads in place: model tensors, tables' FBGEMM state, replicated slots."""
     tables: dict[str, Any] = {}
     for path, module in _sharded_modules(model).items():
-        state = module.collection.fused_optimizer.state_dict()["state"].get(WEIGHT_KEY, {})
-        if MOMENTUM_KEY in state:
-            tables[path] = state[MOMENTUM_KEY]
+        momentum = module.momentum()
+        if momentum is not None:
+            tables[path] = momentum
     slots: dict[str, Tensor] = {}
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None:
@@ -322,7 +329,8 @@ def export_unsharded(model: nn.Module, directory: str | os.PathLike[str]) -> Non
         if owner is None:
             tensors[name] = value.detach().cpu().contiguous()
     for path, module in sharded.items():
-        sharded_tensor = module.collection.state_dict()[WEIGHT_KEY]
+        collection: Any = module.collection  # a TorchRec ShardedEmbeddingCollection
+        sharded_tensor = collection.state_dict()[WEIGHT_KEY]
         full = torch.empty(module.input_dim, module.output_dim) if rank == 0 else None
         sharded_tensor.gather(dst=0, out=full)
         if full is not None:
@@ -333,7 +341,9 @@ def export_unsharded(model: nn.Module, directory: str | os.PathLike[str]) -> Non
         structural.update({m.structural_key: f"{path}.weight" for path, m in sharded.items()})
         root = Path(directory)
         root.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))  # renamed when complete
+        tmp = Path(
+            tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent)
+        )  # renamed when complete
         save_file(tensors, str(tmp / WEIGHTS_FILE))
         payload = {
             "format": "torchrs",
@@ -350,4 +360,3 @@ def export_unsharded(model: nn.Module, directory: str | os.PathLike[str]) -> Non
             shutil.rmtree(root)
         tmp.rename(root)
     torch.distributed.barrier()
-

@@ -90,13 +90,21 @@ class ShardedEmbedding(nn.Module):
         values = self.collection(kjt)[FEATURE].values()  # (N, D)
         return values.reshape(*ids.shape, self.output_dim)
 
+    def momentum(self) -> Any:
+        """FBGEMM's Adagrad state of the whole table as a TorchRec ``ShardedTensor`` (``None`` for SGD)."""
+        collection: Any = self.collection  # a TorchRec ShardedEmbeddingCollection
+        return (
+            collection.fused_optimizer.state_dict()["state"].get(WEIGHT_KEY, {}).get(MOMENTUM_KEY)
+        )
+
     def local_shards(self) -> list[LocalShard]:
         """The blocks of the table this rank holds, as live views."""
-        weight = self.collection.state_dict()[WEIGHT_KEY]
+        collection: Any = self.collection  # a TorchRec ShardedEmbeddingCollection
+        weight = collection.state_dict()[WEIGHT_KEY]
         momenta: dict[tuple[int, int], Tensor] = {}
-        state = self.collection.fused_optimizer.state_dict()["state"].get(WEIGHT_KEY, {})
-        if MOMENTUM_KEY in state:
-            for shard in state[MOMENTUM_KEY].local_shards():
+        momentum = self.momentum()
+        if momentum is not None:
+            for shard in momentum.local_shards():
                 row, col = shard.metadata.shard_offsets
                 momenta[(row, col)] = shard.tensor
         out = []

@@ -85,8 +85,9 @@ def fused_optimizer_for(optimizer: torch.optim.Optimizer, tables: list[str]) -> 
 
     >>> import torchrs as trs
     >>> opt = trs.optim.Adagrad([torch.nn.Parameter(torch.zeros(1))], learning_rate=0.1)
-    >>> fused_optimizer_for(opt, ["user_model.1"])
-    FusedOptimizer(kind='exact_adagrad', learning_rate=0.1, eps=0.0, initial_state=0.1000001, accumulator_offset=1e-07)
+    >>> fused = fused_optimizer_for(opt, ["user_model.1"])
+    >>> fused.kind, fused.eps, round(fused.initial_state, 10)  # FBGEMM state starts at 0.1 + 1e-7
+    ('exact_adagrad', 0.0, 0.1000001)
     >>> fused_optimizer_for(trs.optim.Adam([torch.nn.Parameter(torch.zeros(1))]), ["user_model.1"])
     Traceback (most recent call last):
     ...
@@ -107,7 +108,9 @@ def fused_optimizer_for(optimizer: torch.optim.Optimizer, tables: list[str]) -> 
     group = groups[0]
     for key in ("lr", "weight_decay", "momentum", "nesterov", "decay", "epsilon"):
         if len({repr(g.get(key)) for g in groups}) > 1:
-            _refuse(tables, optimizer, f"its parameter groups differ in {key!r}; a table has one rule")
+            _refuse(
+                tables, optimizer, f"its parameter groups differ in {key!r}; a table has one rule"
+            )
     for name in ("clipnorm", "clipvalue", "global_clipnorm"):
         if getattr(optimizer, name, None) is not None:
             _refuse(
@@ -118,9 +121,17 @@ def fused_optimizer_for(optimizer: torch.optim.Optimizer, tables: list[str]) -> 
     if getattr(optimizer, "use_ema", False):
         _refuse(tables, optimizer, "use_ema keeps averages of every row, FBGEMM has none")
     if group.get("weight_decay"):
-        _refuse(tables, optimizer, "weight decay moves every row each step, FBGEMM only the batch's rows")
+        _refuse(
+            tables,
+            optimizer,
+            "weight decay moves every row each step, FBGEMM only the batch's rows",
+        )
     if group.get("decay"):
-        _refuse(tables, optimizer, "the legacy learning-rate decay needs the step count FBGEMM does not keep")
+        _refuse(
+            tables,
+            optimizer,
+            "the legacy learning-rate decay needs the step count FBGEMM does not keep",
+        )
     lr = float(group["lr"])
     if isinstance(optimizer, (SGD, LegacySGD)):
         if group.get("momentum") or group.get("nesterov"):

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from torchrs.distributed._torchrec import require
-from torchrs.distributed.embedding import TABLE, FEATURE, ShardedEmbedding
+from torchrs.distributed.embedding import FEATURE, TABLE, ShardedEmbedding
 from torchrs.distributed.optimizer import FusedOptimizer, fused_optimizer_for
 from torchrs.io import structural_parameter_keys
 
@@ -52,7 +52,9 @@ def _resolve_plan(plan: str | Mapping[str, str], tables: dict[str, nn.Embedding]
 def _check_table(path: str, layer: nn.Embedding) -> None:
     reasons = []
     if getattr(layer, "embeddings_regularizer", None) is not None:
-        reasons.append("it has an embeddings_regularizer (its penalty needs the whole table on one rank)")
+        reasons.append(
+            "it has an embeddings_regularizer (its penalty needs the whole table on one rank)"
+        )
     if layer.max_norm is not None:
         reasons.append("max_norm renormalizes rows outside the optimizer")
     if layer.padding_idx is not None:
@@ -164,6 +166,20 @@ def shard(
         TorchRecNotInstalledError: TorchRec is not installed (``make torchrec``).
         RuntimeError: ``torch.distributed`` is not initialized.
     """
+    # Everything that can be refused is checked before TorchRec or a collective is touched.
+    tables = _embeddings(model)
+    kinds = _resolve_plan(plan, tables)
+    for path in kinds:
+        _check_table(path, tables[path])
+    sharded_ids = {id(tables[path].weight) for path in kinds}
+    dense = [p for p in model.parameters() if p.requires_grad and id(p) not in sharded_ids]
+    if (
+        kinds
+    ):  # refuse an optimizer FBGEMM cannot follow; a factory is probed on a throwaway parameter
+        probe = optimizer
+        if not isinstance(probe, torch.optim.Optimizer):
+            probe = _build_optimizer(probe, [], set())
+        fused_optimizer_for(probe, sorted(kinds))
     require("torchrec")
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
         raise RuntimeError(
@@ -172,12 +188,6 @@ def shard(
         )
     group = process_group or torch.distributed.group.WORLD
     world_size = torch.distributed.get_world_size(group)
-    tables = _embeddings(model)
-    kinds = _resolve_plan(plan, tables)
-    for path in kinds:
-        _check_table(path, tables[path])
-    sharded_ids = {id(tables[path].weight) for path in kinds}
-    dense = [p for p in model.parameters() if p.requires_grad and id(p) not in sharded_ids]
     dense_optimizer = _build_optimizer(optimizer, dense, sharded_ids)
     fused = fused_optimizer_for(dense_optimizer, sorted(kinds)) if kinds else None
     keys = {name: key for key, name in structural_parameter_keys(model).items()}
@@ -197,7 +207,9 @@ def shard(
                     feature_names=[FEATURE],
                 )
             ],
-            device=torch.device("meta"),  # shards are allocated by the sharder, the whole table never
+            device=torch.device(
+                "meta"
+            ),  # shards are allocated by the sharder, the whole table never
         )
         for path in kinds
     }
@@ -253,7 +265,9 @@ def _fill(module: ShardedEmbedding, layer: nn.Embedding, fused: FusedOptimizer) 
                 )
             shard.weight.copy_(initializer((rows, cols)))
         else:
-            shard.weight.copy_(layer.weight[shard.row : shard.row + rows, shard.col : shard.col + cols])
+            shard.weight.copy_(
+                layer.weight[shard.row : shard.row + rows, shard.col : shard.col + cols]
+            )
         if shard.momentum is not None and fused.initial_state is not None:
             shard.momentum.fill_(fused.initial_state)
 

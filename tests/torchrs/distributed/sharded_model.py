@@ -46,7 +46,9 @@ def make_model(seed: int = 42, dense: bool = False) -> TorchMovielensModel:
     torch.manual_seed(seed)
     model = build_torch(make_data(), CONFIG)
     if dense:
-        model.user_model.append(KerasDense(CONFIG.embedding_dimension, input_dim=CONFIG.embedding_dimension))
+        model.user_model.append(
+            KerasDense(CONFIG.embedding_dimension, input_dim=CONFIG.embedding_dimension)
+        )
     return model
 
 
@@ -58,7 +60,10 @@ def global_batches(data: RetrievalData | None = None) -> list[dict[str, Any]]:
     data = data or make_data()
     size = CONFIG.batch_size
     return [
-        {"user_id": data.train_user_ids[i : i + size], "movie_title": data.train_movie_titles[i : i + size]}
+        {
+            "user_id": data.train_user_ids[i : i + size],
+            "movie_title": data.train_movie_titles[i : i + size],
+        }
         for i in range(0, EXAMPLES, size)
     ]
 
@@ -85,4 +90,6 @@ def reference_steps(
 
 
 def unsharded_weights(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items() if v.dtype.is_floating_point}
+    return {
+        k: v.detach().clone() for k, v in model.state_dict().items() if v.dtype.is_floating_point
+    }

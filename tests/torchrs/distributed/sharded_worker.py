@@ -21,7 +21,6 @@ import torch.distributed as dist
 
 sys.path.insert(0, os.path.dirname(__file__))
 from sharded_model import (
-    CONFIG,
     LEARNING_RATE,
     global_batches,
     half,
@@ -73,7 +72,10 @@ def fit(out: Path) -> None:
     history = model.fit([half(b, rank) for b in global_batches()], epochs=2, verbose=0)
     data = make_data()
     test = [
-        {"user_id": data.test_user_ids[i : i + 32], "movie_title": data.test_movie_titles[i : i + 32]}
+        {
+            "user_id": data.test_user_ids[i : i + 32],
+            "movie_title": data.test_movie_titles[i : i + 32],
+        }
         for i in range(0, len(data.test_user_ids), 32)
     ]
     logs = model.evaluate([half(b, rank) for b in test], return_dict=True, verbose=0)
@@ -95,7 +97,11 @@ def dcp(out: Path) -> None:
     first_losses, second_losses = _steps(first, batches[2:]), _steps(second, batches[2:])
     export_unsharded(first, out / "first_after")
     export_unsharded(second, out / "second_after")
-    _write(out, "losses.json", {"before": losses_before, "first": first_losses, "second": second_losses})
+    _write(
+        out,
+        "losses.json",
+        {"before": losses_before, "first": first_losses, "second": second_losses},
+    )
 
 
 def auto(out: Path) -> None:
@@ -133,7 +139,10 @@ def main(out_dir: str, converted_dir: str) -> None:
         try:
             check(out / name)
         except Exception:
-            print(f"[rank {dist.get_rank()}] check {name!r} failed:\n{traceback.format_exc()}", flush=True)
+            print(
+                f"[rank {dist.get_rank()}] check {name!r} failed:\n{traceback.format_exc()}",
+                flush=True,
+            )
             raise
         _write(out / name, "done", "ok")
     dist.barrier()

@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 sys.path.insert(0, os.path.dirname(__file__))
 from sharded_model import (
@@ -69,7 +68,10 @@ def _converted_checkpoint(root: Path) -> str:
     model = build_tf(data, CONFIG)
     model.compile(optimizer=tf.keras.optimizers.Adagrad(learning_rate=LEARNING_RATE))
     first = 2 * CONFIG.batch_size
-    examples = {"user_id": data.train_user_ids[:first], "movie_title": data.train_movie_titles[:first]}
+    examples = {
+        "user_id": data.train_user_ids[:first],
+        "movie_title": data.train_movie_titles[:first],
+    }
     dataset = tf.data.Dataset.from_tensor_slices({k: v.astype(str) for k, v in examples.items()})
     model.fit(dataset.batch(CONFIG.batch_size), epochs=1, verbose=0)  # 2 steps
     model.save_weights(str(root / "tf" / "ckpt"))
@@ -162,7 +164,10 @@ def test_fit_and_evaluate_on_a_sharded_model(launched: tuple[Path, str, str]) ->
     _assert_losses(logs["history"]["loss"], per_epoch)
     data = make_data()
     test = [
-        {"user_id": data.test_user_ids[i : i + 32], "movie_title": data.test_movie_titles[i : i + 32]}
+        {
+            "user_id": data.test_user_ids[i : i + 32],
+            "movie_title": data.test_movie_titles[i : i + 32],
+        }
         for i in range(0, len(data.test_user_ids), 32)
     ]
     # Top-K metrics are synced over ranks: counts over all test queries, as one process sees them. Compared
@@ -208,7 +213,7 @@ def test_auto_plan_shards_both_tables(launched: tuple[Path, str, str]) -> None:
 def test_converted_tf_checkpoint_loads_by_slices_and_trains_like_unsharded(
     launched: tuple[Path, str, str],
 ) -> None:
-    out_root, converted, _ = launched
+    _, converted, _ = launched
     if converted == "-":
         pytest.skip("TensorFlow is not installed: no TF checkpoint to convert")
     out = _check(launched, "converted")
