@@ -53,8 +53,9 @@ def _worker(mode: str, args: argparse.Namespace, out: Path) -> None:
     dist.init_process_group("gloo", timeout=PROCESS_GROUP_TIMEOUT)
     rank = dist.get_rank()
     if mode == "sharded":
-        import torchrs.distributed  # noqa: F401  (imports TorchRec before the baseline)
         import torchrec  # noqa: F401
+
+        import torchrs.distributed
     torch.manual_seed(0)
     baseline = _rss()
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * RU_MAXRSS_UNIT
@@ -89,7 +90,9 @@ def _worker(mode: str, args: argparse.Namespace, out: Path) -> None:
         }
         for _ in range(args.steps + 1)
     ]
-    model.fit(batches[:1], epochs=1, verbose=0)  # warm-up: optimizer state and DDP buckets exist after it
+    model.fit(
+        batches[:1], epochs=1, verbose=0
+    )  # warm-up: optimizer state and DDP buckets exist after it
     dist.barrier()
     start = time.perf_counter()
     model.fit(batches[1:], epochs=1, verbose=0)
@@ -144,10 +147,14 @@ def main(argv: list[str] | None = None) -> int:
             _launch(mode, forwarded, Path(tmp))
             ranks = [json.loads((Path(tmp) / f"{mode}-{r}.json").read_text()) for r in range(2)]
             results["modes"][mode] = {
-                "peak_above_baseline_mib_per_rank": max(r["peak_above_baseline_mib"] for r in ranks),
+                "peak_above_baseline_mib_per_rank": max(
+                    r["peak_above_baseline_mib"] for r in ranks
+                ),
                 "examples_per_second_global": sum(r["examples_per_second_per_rank"] for r in ranks),
             }
-    print(f"tables: {args.users:,} + {args.items:,} rows x {args.dim} float32 = {table_mib:,.0f} MiB")
+    print(
+        f"tables: {args.users:,} + {args.items:,} rows x {args.dim} float32 = {table_mib:,.0f} MiB"
+    )
     print("| mode | peak memory per rank above baseline | examples/s (2 ranks) |")
     print("| --- | --- | --- |")
     for mode, figures in results["modes"].items():
@@ -165,5 +172,7 @@ if __name__ == "__main__":
     if os.environ.get(WORKER_ENV):
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(code)  # the README's DDP pitfall: leave without finalizing once the figures are written
+        os._exit(
+            code
+        )  # the README's DDP pitfall: leave without finalizing once the figures are written
     sys.exit(code)
