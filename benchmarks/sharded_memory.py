@@ -52,7 +52,7 @@ def _worker(mode: str, args: argparse.Namespace, out: Path) -> None:
 
     dist.init_process_group("gloo", timeout=PROCESS_GROUP_TIMEOUT)
     rank = dist.get_rank()
-    if mode == "sharded":
+    if mode == "sharded":  # TorchRec's import is not the model's memory: before the baseline
         import torchrec  # noqa: F401
 
         import torchrs.distributed

@@ -205,7 +205,7 @@ def test_auto_plan_shards_both_tables(launched: tuple[Path, str, str]) -> None:
     assert set(plan["kinds"]) == set(TABLES)
     assert set(plan["kinds"].values()) <= {"row_wise", "table_wise", "column_wise"}
     model = make_model()
-    reference = reference_steps(model, global_batches()[:1], adagrad(list(model.parameters())))
+    reference = reference_steps(model, global_batches()[:2], adagrad(list(model.parameters())))
     _assert_losses(plan["losses"], reference)
 
 
