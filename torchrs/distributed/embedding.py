@@ -83,11 +83,16 @@ class ShardedEmbedding(nn.Module):
                 f"Embedding {self.path!r}: ids must be in [0, {self.input_dim}) (got min {int(flat.min())}, "
                 f"max {int(flat.max())}); check the lookup in front of it."
             )
+        count = flat.numel()
+        if count == 0:
+            # The call is a collective: send one id (its output is dropped, so its row gets a zero gradient,
+            # which leaves it unchanged under exact Adagrad and SGD) rather than no KJT at all.
+            flat = torch.zeros(1, dtype=torch.int64)
         # One id per "sample": int64 lengths (int32 ones break the sequence all-to-all's split sizes).
         kjt = kjt_module.KeyedJaggedTensor.from_lengths_sync(
             keys=[FEATURE], values=flat, lengths=torch.ones_like(flat)
         )
-        values = self.collection(kjt)[FEATURE].values()  # (N, D)
+        values = self.collection(kjt)[FEATURE].values()[:count]  # (N, D)
         return values.reshape(*ids.shape, self.output_dim)
 
     def momentum(self) -> Any:

@@ -59,7 +59,18 @@ def _steps(model: Any, batches: list[dict[str, Any]]) -> list[float]:
 
 def trajectory(out: Path, kind: str, optimizer: Any = _adagrad) -> None:
     model = make_model()
+    initial = model.user_model[1].weight.detach().clone()
     shard(model, dict.fromkeys(TABLES, kind), optimizer=optimizer)
+    with (
+        torch.no_grad()
+    ):  # ids of any shape in, (*shape, D) out, rows copied exactly from the unsharded table
+        for ids in (
+            torch.tensor(5),
+            torch.tensor([[1, 2, 3], [4, 36, 0]]),
+            torch.zeros(2, 0, 3).long(),
+        ):
+            got = model.user_model[1](ids)
+            torch.testing.assert_close(got, initial[ids], rtol=0, atol=0)
     losses = _steps(model, global_batches() * 2)  # 2 epochs
     export_unsharded(model, out / "export")
     _write(out, "losses.json", losses)
