@@ -105,6 +105,10 @@ def dcp(out: Path) -> None:
     load_checkpoint(second, out / "checkpoint")
     export_unsharded(first, out / "saved")
     export_unsharded(second, out / "restored")
+    third = make_model(seed=8)  # an export_unsharded directory is also a load_sharded source
+    shard(third, dict.fromkeys(TABLES, "column_wise"), optimizer=_adagrad)
+    load_sharded(third, out / "saved")
+    export_unsharded(third, out / "reloaded")
     first_losses, second_losses = _steps(first, batches[2:]), _steps(second, batches[2:])
     export_unsharded(first, out / "first_after")
     export_unsharded(second, out / "second_after")

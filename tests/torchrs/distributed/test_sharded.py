@@ -185,8 +185,13 @@ def test_fit_and_evaluate_on_a_sharded_model(launched: tuple[Path, str, str]) ->
 def test_dcp_resume_reshards_row_wise_into_table_wise(launched: tuple[Path, str, str]) -> None:
     out = _check(launched, "dcp")
     saved, restored = _exported(out / "saved"), _exported(out / "restored")
+    reloaded = _exported(
+        out / "reloaded"
+    )  # export_unsharded -> load_sharded (column-wise) -> export
+    assert saved.keys() == restored.keys() == reloaded.keys()
     for name, value in saved.items():
         torch.testing.assert_close(restored[name], value, rtol=0, atol=0, msg=name)  # copies, exact
+        torch.testing.assert_close(reloaded[name], value, rtol=0, atol=0, msg=name)
     # The accumulators came back too: both go on identically (a fresh accumulator would not).
     losses = json.loads((out / "losses.json").read_text())
     _assert_losses(losses["second"], losses["first"])
