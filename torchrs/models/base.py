@@ -46,7 +46,8 @@ class Model(nn.Module):
     Under ``torch.distributed`` (e.g. launched with ``torchrun``), ``fit`` wraps the model in
     ``DistributedDataParallel``: give each rank its own shard of every global batch (``DistributedSampler``);
     gradients are averaged across ranks, metrics are synced by torchmetrics, logs are the mean over ranks and
-    only rank 0 shows progress. In-batch negatives of ``Retrieval`` are those of the rank's shard.
+    only rank 0 shows progress. In-batch negatives of ``Retrieval`` are those of the rank's shard. Tables
+    sharded by ``torchrs.distributed.shard`` are left out of DDP (they are updated by their fused optimizer).
     """
 
     def __init__(self) -> None:
