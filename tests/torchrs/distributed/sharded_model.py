@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -25,6 +26,8 @@ CONFIG = replace(
     BasicRetrievalConfig(), batch_size=48, test_batch_size=32, candidate_batch_size=8, ks=(1, 5, 10)
 )
 STEPS_PER_EPOCH = EXAMPLES // CONFIG.batch_size
+#: Where the "uneven" check splits each global batch of 48: rank 0 gets 20 examples, rank 1 gets 28.
+UNEVEN_SPLIT = 20
 LEARNING_RATE = CONFIG.learning_rate
 
 
@@ -73,15 +76,22 @@ def half(batch: dict[str, Any], rank: int, world: int = WORLD) -> dict[str, Any]
     return {k: v[rank * size : (rank + 1) * size] for k, v in batch.items()}
 
 
+def uneven(batch: dict[str, Any], rank: int) -> dict[str, Any]:
+    return {k: (v[:UNEVEN_SPLIT] if rank == 0 else v[UNEVEN_SPLIT:]) for k, v in batch.items()}
+
+
 def reference_steps(
-    model: TorchMovielensModel, batches: list[dict[str, Any]], optimizer: torch.optim.Optimizer
+    model: TorchMovielensModel,
+    batches: list[dict[str, Any]],
+    optimizer: torch.optim.Optimizer,
+    split: Callable[[dict[str, Any], int], dict[str, Any]] = half,
 ) -> list[float]:
-    """Unsharded, one process: each step the mean of the ranks' losses on their halves (what DDP / TorchRec
+    """Unsharded, one process: each step the mean of the ranks' losses on their parts (what DDP / TorchRec
     average the gradients of), then one torchrs optimizer step. Returns the per-step losses."""
     losses = []
     model.train()
     for batch in batches:
-        loss = sum(model.compute_loss(half(batch, r), training=True) for r in range(WORLD)) / WORLD
+        loss = sum(model.compute_loss(split(batch, r), training=True) for r in range(WORLD)) / WORLD
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

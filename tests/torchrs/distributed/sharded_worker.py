@@ -27,6 +27,7 @@ from sharded_model import (
     make_data,
     make_model,
 )
+from sharded_model import uneven as split_unevenly
 
 import torchrs as trs
 from torchrs.distributed import (
@@ -72,6 +73,18 @@ def trajectory(out: Path, kind: str, optimizer: Any = _adagrad) -> None:
             got = model.user_model[1](ids)
             torch.testing.assert_close(got, initial[ids], rtol=0, atol=0)
     losses = _steps(model, global_batches() * 2)  # 2 epochs
+    export_unsharded(model, out / "export")
+    _write(out, "losses.json", losses)
+
+
+def uneven(out: Path) -> None:
+    """Ranks with different numbers of ids per step: rank 0 takes the first 20 examples, rank 1 the other 28."""
+    rank = dist.get_rank()
+    model = make_model()
+    shard(model, dict.fromkeys(TABLES, "row_wise"), optimizer=_adagrad)
+    losses = []
+    for batch in global_batches():
+        losses.append(model.train_step(split_unevenly(batch, rank))["loss"])
     export_unsharded(model, out / "export")
     _write(out, "losses.json", losses)
 
@@ -149,6 +162,7 @@ def main(out_dir: str, converted_dir: str) -> None:
         "table_wise": lambda o: trajectory(o, "table_wise"),
         "column_wise": lambda o: trajectory(o, "column_wise"),
         "sgd": lambda o: trajectory(o, "row_wise", lambda p: trs.optim.SGD(p, learning_rate=0.5)),
+        "uneven": uneven,
         "fit": fit,
         "dcp": dcp,
         "auto": auto,

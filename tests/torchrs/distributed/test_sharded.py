@@ -33,6 +33,7 @@ from sharded_model import (
     make_data,
     make_model,
     reference_steps,
+    uneven,
 )
 
 import torchrs as trs
@@ -148,6 +149,15 @@ def test_sgd_without_momentum_is_exact_sgd(launched: tuple[Path, str, str]) -> N
     model = make_model()
     optimizer = trs.optim.SGD(list(model.parameters()), learning_rate=0.5)
     losses = reference_steps(model, global_batches() * 2, optimizer)
+    _assert_losses(json.loads((out / "losses.json").read_text()), losses)
+    _assert_weights(_exported(out / "export"), model)
+
+
+def test_ranks_with_different_numbers_of_ids(launched: tuple[Path, str, str]) -> None:
+    out = _check(launched, "uneven")
+    model = make_model()
+    optimizer = adagrad(list(model.parameters()))
+    losses = reference_steps(model, global_batches(), optimizer, split=uneven)
     _assert_losses(json.loads((out / "losses.json").read_text()), losses)
     _assert_weights(_exported(out / "export"), model)
 
