@@ -55,6 +55,11 @@ def _check_table(path: str, layer: nn.Embedding) -> None:
         reasons.append(
             "it has an embeddings_regularizer (its penalty needs the whole table on one rank)"
         )
+    if getattr(layer, "mask_zero", False):
+        reasons.append(
+            "mask_zero=True: a converted tower derives its Keras mask from the nn.Embedding it calls, which a "
+            "sharded table is not"
+        )
     if layer.max_norm is not None:
         reasons.append("max_norm renormalizes rows outside the optimizer")
     if layer.padding_idx is not None:

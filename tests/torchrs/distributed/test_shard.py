@@ -53,6 +53,13 @@ def test_regularized_table_is_refused_with_its_name() -> None:
         shard(_Towers(), {"item": "row_wise"})
 
 
+def test_masking_table_is_refused() -> None:
+    model = _Towers()
+    model.user[0].mask_zero = True
+    with pytest.raises(ShardingError, match=r"Cannot shard table 'user.0': mask_zero=True"):
+        shard(model, {"user.0": "row_wise"})
+
+
 def test_optimizer_refused_before_anything_is_sharded() -> None:
     with pytest.raises(UnsupportedShardedOptimizerError, match=r"\['user.0'\].*Adam"):
         shard(_Towers(), {"user.0": "row_wise"}, optimizer=lambda p: trs.optim.Adam(p))
