@@ -166,7 +166,7 @@ def shard(
 
     Raises:
         ShardingError: a plan entry that names no table or an unknown type, or a table option FBGEMM cannot
-            reproduce (regularizer, ``max_norm``, ``padding_idx``).
+            reproduce (regularizer, ``mask_zero``, ``max_norm``, ``padding_idx``).
         UnsupportedShardedOptimizerError: the optimizer's numbers cannot be reproduced on sharded tables.
         TorchRecNotInstalledError: TorchRec is not installed (``make torchrec``).
         RuntimeError: ``torch.distributed`` is not initialized.
