@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench bench-kerasrs bench-serve clean
+.PHONY: setup demo test lint bench bench-kerasrs bench-serve clean torchrec
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,22 @@ $(STAMP): pyproject.toml Makefile
 	# tensorflow-serving-api: TF Serving's gRPC protos and stubs for torchrs.serve. It requires tensorflow (the
 	# full wheel, beside tensorflow-cpu); --no-deps keeps the TF of the tf extra, and the server never imports TF.
 	$(PY) -m pip install --quiet --no-deps tensorflow-serving-api==2.21.0
+	$(install_torchrec)
 	touch $(STAMP)
+
+# TorchRec + FBGEMM for torchrs.distributed (sharded embedding tables). Not a pyproject extra, pip cannot resolve
+# it: torchrec pins torchmetrics==1.0.3 (torchrs needs >= 1.3; it runs with 1.9) and its metadata pulls the CUDA
+# fbgemm-gpu wheel (~500 MB) over the CPU one; torchrec 1.9 / fbgemm 1.9 need torch 2.14. So the CPU pair that
+# matches torch 2.13 goes in without dependencies, then their pure-Python dependencies, pinned (~40 MB, seconds).
+define install_torchrec
+	$(PY) -m pip install --quiet --no-deps torchrec==1.8.0 fbgemm-gpu-cpu==1.8.0
+	$(PY) -m pip install --quiet tensordict==0.15.3 pyre-extensions==0.0.32
+	$(PY) -c "import torchrec, fbgemm_gpu.split_embedding_configs"
+endef
+
+# Re-installs the pinned TorchRec pair into an existing venv (`make setup` already does it).
+torchrec: $(STAMP)
+	$(install_torchrec)
 
 setup: $(STAMP)
 

@@ -134,6 +134,10 @@ def _details(row: Row) -> str:
         "peak_mib",
         "copies",
         "top_100_accuracy",
+        "ddp_peak_mib_per_rank",
+        "sharded_peak_mib_per_rank",
+        "ddp_examples_per_second",
+        "sharded_examples_per_second",
     )
     parts = []
     for key in keys:

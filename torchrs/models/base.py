@@ -46,7 +46,8 @@ class Model(nn.Module):
     Under ``torch.distributed`` (e.g. launched with ``torchrun``), ``fit`` wraps the model in
     ``DistributedDataParallel``: give each rank its own shard of every global batch (``DistributedSampler``);
     gradients are averaged across ranks, metrics are synced by torchmetrics, logs are the mean over ranks and
-    only rank 0 shows progress. In-batch negatives of ``Retrieval`` are those of the rank's shard.
+    only rank 0 shows progress. In-batch negatives of ``Retrieval`` are those of the rank's shard. Tables
+    sharded by ``torchrs.distributed.shard`` are left out of DDP (they are updated by their fused optimizer).
     """
 
     def __init__(self) -> None:
@@ -146,8 +147,9 @@ class Model(nn.Module):
         if self.optimizer is None:
             if self._optimizer_factory is None:
                 raise RuntimeError("You must call `compile(optimizer=...)` before `fit`.")
+            sharded = _sharded_names(self)
             self.optimizer = self._optimizer_factory(
-                [p for p in self.parameters() if p.requires_grad]
+                [p for n, p in self.named_parameters() if p.requires_grad and n not in sharded]
             )
         return self.optimizer
 
@@ -319,9 +321,26 @@ def _wrap_ddp(model: Model) -> nn.Module:
             "The model has lazily-built layers that are not built yet; DDP needs every parameter to exist. "
             "Call the model once on a batch (or pass input_dim=) before fit() under torch.distributed."
         )
+    sharded = _sharded_names(model)
+    if sharded:
+        if not any(p.requires_grad for n, p in model.named_parameters() if n not in sharded):
+            return model  # only sharded tables: their fused update already averages over ranks
+        # As TorchRec's DistributedModelParallel: each rank holds other shards, DDP must not sync them.
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, sorted(sharded))
     device = _module_device(model)
     device_ids = [device] if device is not None and device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=device_ids)
+
+
+def _sharded_names(model: nn.Module) -> set[str]:
+    """Parameters and buffers of sharded modules (``torchrs.distributed.ShardedEmbedding``, which set
+    ``torchrs_sharded = True``): each rank holds different shards, updated by their own fused optimizer."""
+    names: set[str] = set()
+    for prefix, module in model.named_modules():
+        if getattr(module, "torchrs_sharded", False):
+            names.update(f"{prefix}.{n}" for n, _ in module.named_parameters())
+            names.update(f"{prefix}.{n}" for n, _ in module.named_buffers())
+    return names
 
 
 def _named_optimizer(name: str) -> Callable[[list[nn.Parameter]], torch.optim.Optimizer]:
