@@ -28,8 +28,8 @@ from torchrs.optim._keras import (
     Grad,
     KerasOptimizer,
     SparseGrad,
-    _check_number,
     check_non_negative,
+    check_number,
     keras_default,
     resolve_learning_rate,
 )
@@ -184,7 +184,7 @@ class Ftrl(KerasOptimizer):
 
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)
-        if _check_number("learning_rate_power", group["learning_rate_power"]) > 0:
+        if check_number("learning_rate_power", group["learning_rate_power"]) > 0:
             raise ValueError(
                 "`learning_rate_power` needs to be negative or zero "
                 f"(got {group['learning_rate_power']!r}); Keras's default is {FTRL_LEARNING_RATE_POWER}."
@@ -196,7 +196,7 @@ class Ftrl(KerasOptimizer):
             "l2_shrinkage_regularization_strength",
         ):
             check_non_negative(key, group[key])
-        _check_number("beta", group["beta"])
+        check_number("beta", group["beta"])
 
     def _init_slots(self, param: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         if "accumulator" not in state:
