@@ -143,8 +143,9 @@ def test_jit_compile_runs_through_torch_compile() -> None:
             assert model._loss_function() is model._compiled_compute_loss
             assert model._compiled_compute_loss is not None
             graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
-            # Dynamo captured graphs, and did not recompile at each of the 8 steps (task metrics run eagerly).
-            assert 0 < graphs < 8
+            # Dynamo captured graphs and did not recompile step after step: measured 2 graphs (the loss around the
+            # eager metric update); compiling the torchmetrics updates too recompiled at each step (5 by step 8).
+            assert 0 < graphs < 4
     (eager_hist, eager_w), (jit_hist, jit_w) = results
     torch.testing.assert_close(jit_w, eager_w, rtol=1e-5, atol=1e-6)
     assert jit_hist["total_loss"] == pytest.approx(eager_hist["total_loss"], rel=1e-5)
