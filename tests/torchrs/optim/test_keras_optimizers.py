@@ -21,6 +21,8 @@ from tests.torchrs.optim._reference import (
 from torchrs import optim
 from torchrs.experimental.optimizers import CompositeOptimizer
 
+# Tolerance: TOLERANCE (1e-5) of _reference.py. Measured max abs differences after 100 float32 steps: <= 6.0e-7
+# dense (Ftrl's pow), <= 1.2e-7 embedding; 0 for Adamax.
 # (torchrs class name, kwargs) run against tf.keras.optimizers.<same name>(**kwargs). Learning rates are large
 # enough that 100 steps move every parameter far from its start, so a wrong rule cannot hide under TOLERANCE.
 CASES: list[tuple[str, dict[str, Any]]] = [

@@ -21,6 +21,8 @@ from tests.torchrs.optim.legacy._reference import (
 )
 from torchrs.optim import legacy
 
+# Tolerance: TOLERANCE (1e-5) of _reference.py. Measured max abs differences after 100 float32 steps: <= 6.0e-7
+# dense (Ftrl's pow), <= 2.4e-7 embedding; 0 for Adamax.
 # (class name, kwargs) run against tf.keras.optimizers.legacy.<same name>(**kwargs): each branch of each rule
 # (momentum kernels vs Keras's Python rule, centered, V2 FTRL kernel, decay, clipping) at least once.
 CASES: list[tuple[str, dict[str, Any]]] = [
