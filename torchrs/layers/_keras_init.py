@@ -963,7 +963,13 @@ class KerasDense(nn.Module):
             self.bias.copy_(self.bias_initializer((out_features,), dtype=self.bias.dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``activation(x @ weight.T + bias)``: ``(..., in) -> (..., out)``."""
+        """``activation(x @ weight.T + bias)``: ``(..., in) -> (..., out)``.
+
+        Like Keras's ``Dense.call``, inputs of another dtype (a float64 or int array) are cast to the layer's.
+        """
+        x = torch.as_tensor(x, device=self.weight.device)
+        if x.dtype != self.weight.dtype:
+            x = x.to(self.weight.dtype)  # Keras: tf.cast(inputs, self.compute_dtype)
         if not self.built:
             if self.units is None:
                 raise RuntimeError("KerasDense(units=None) must be built by its owner before use.")

@@ -1,5 +1,6 @@
 """Metrics, as ``tfrs.metrics``, plus the Keras metrics TFRS models use (``tf.keras.metrics``)."""
 
+from torchrs.metrics.classification import Precision, Recall, TopKCategoricalAccuracy
 from torchrs.metrics.factorized_top_k import Factorized, FactorizedTopK
 from torchrs.metrics.keras_metric import (
     KerasMetric,
@@ -32,5 +33,8 @@ __all__ = [
     "MeanMetricWrapper",
     "MeanSquaredError",
     "NDCGMetric",
+    "Precision",
+    "Recall",
     "RootMeanSquaredError",
+    "TopKCategoricalAccuracy",
 ]

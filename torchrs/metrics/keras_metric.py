@@ -19,6 +19,31 @@ from torchrs.functional.losses import (
     squeeze_or_expand_dimensions,
 )
 
+_DTYPES = {
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float32": torch.float32,
+    "float64": torch.float64,
+}
+
+
+def resolve_dtype(dtype: Any, who: str = "metric") -> torch.dtype:
+    """Keras's metric ``dtype`` argument as a torch dtype: ``None`` is float32 (Keras's ``floatx``).
+
+    >>> resolve_dtype("float64")
+    torch.float64
+    """
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype) and dtype.is_floating_point:
+        return dtype
+    name = getattr(dtype, "name", dtype)  # a tf.DType or numpy dtype has a name
+    if isinstance(name, str) and name in _DTYPES:
+        return _DTYPES[name]
+    raise ValueError(
+        f"{who}: `dtype` must be None or a floating dtype ({sorted(_DTYPES)} or a torch dtype), got {dtype!r}."
+    )
+
 
 class quiet_compute(warnings.catch_warnings):
     """Silences torchmetrics' warning about ``compute`` before ``update`` (Keras reports 0 without a word)."""
@@ -82,17 +107,25 @@ def _align_weights(values: Tensor, sample_weight: Tensor) -> tuple[Tensor, Tenso
 class Mean(KerasMetric):
     """Weighted running mean: ``Σ w·v / Σ w``, as ``tf.keras.metrics.Mean``.
 
+    Args:
+        name: the Keras name under which the metric is reported.
+        dtype: the dtype values are cast to and the result is given in (Keras's ``dtype``; float32 by default).
+        **kwargs: torchmetrics ``Metric`` options.
+
     >>> m = Mean()
     >>> m.update_state(torch.tensor([1.0, 3.0]), sample_weight=torch.tensor([1.0, 3.0]))
     >>> m.result()
     tensor(2.5000)
+    >>> Mean(name="loss", dtype="float64").name
+    'loss'
     """
 
     total: Tensor
     count: Tensor
 
-    def __init__(self, name: str = "mean", **kwargs: Any) -> None:
+    def __init__(self, name: str = "mean", dtype: Any = None, **kwargs: Any) -> None:
         super().__init__(name=name, **kwargs)
+        self._dtype = resolve_dtype(dtype, type(self).__name__)
         self.add_state(
             "total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum"
         )
@@ -101,12 +134,12 @@ class Mean(KerasMetric):
         )
 
     def update(self, values: Tensor, sample_weight: Tensor | None = None) -> None:
-        values = torch.as_tensor(values, device=self.device).to(torch.float32)
+        values = torch.as_tensor(values, device=self.device).to(self._dtype)
         if sample_weight is None:
             self.total += values.sum().to(torch.float64)
             self.count += values.numel()
             return
-        weight = torch.as_tensor(sample_weight, device=self.device).to(torch.float32)
+        weight = torch.as_tensor(sample_weight, device=self.device).to(self._dtype)
         values, weight = _align_weights(values, weight)
         self.total += (values * weight).sum().to(torch.float64)
         self.count += weight.sum().to(torch.float64)
@@ -114,8 +147,8 @@ class Mean(KerasMetric):
     def compute(self) -> Tensor:
         # Keras's divide_no_nan: 0 before any update.
         if self.count == 0:
-            return torch.tensor(0.0, device=self.device)
-        return (self.total / self.count).to(torch.float32)
+            return torch.tensor(0.0, dtype=self._dtype, device=self.device)
+        return (self.total / self.count).to(self._dtype)
 
 
 class MeanMetricWrapper(Mean):
@@ -126,13 +159,15 @@ class MeanMetricWrapper(Mean):
     reduces the whole batch to one value, so the metric becomes a mean of batch means.
     """
 
-    def __init__(self, fn: Callable[[Tensor, Tensor], Tensor], name: str, **kwargs: Any) -> None:
-        super().__init__(name=name, **kwargs)
+    def __init__(
+        self, fn: Callable[[Tensor, Tensor], Tensor], name: str, dtype: Any = None, **kwargs: Any
+    ) -> None:
+        super().__init__(name=name, dtype=dtype, **kwargs)
         self._fn = fn
 
     def update(self, y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None) -> None:  # type: ignore[override]
-        y_pred = torch.as_tensor(y_pred, device=self.device).to(torch.float32)
-        y_true = torch.as_tensor(y_true, device=self.device).to(torch.float32)
+        y_pred = torch.as_tensor(y_pred, device=self.device).to(self._dtype)
+        y_true = torch.as_tensor(y_true, device=self.device).to(self._dtype)
         y_pred, y_true = squeeze_or_expand_dimensions(y_pred, y_true)
         super().update(self._fn(y_true, y_pred), sample_weight)
 
@@ -140,15 +175,15 @@ class MeanMetricWrapper(Mean):
 class MeanSquaredError(MeanMetricWrapper):
     """``tf.keras.metrics.MeanSquaredError``."""
 
-    def __init__(self, name: str = "mean_squared_error", **kwargs: Any) -> None:
-        super().__init__(mean_squared_error, name=name, **kwargs)
+    def __init__(self, name: str = "mean_squared_error", dtype: Any = None, **kwargs: Any) -> None:
+        super().__init__(mean_squared_error, name=name, dtype=dtype, **kwargs)
 
 
 class MeanAbsoluteError(MeanMetricWrapper):
     """``tf.keras.metrics.MeanAbsoluteError``."""
 
-    def __init__(self, name: str = "mean_absolute_error", **kwargs: Any) -> None:
-        super().__init__(mean_absolute_error, name=name, **kwargs)
+    def __init__(self, name: str = "mean_absolute_error", dtype: Any = None, **kwargs: Any) -> None:
+        super().__init__(mean_absolute_error, name=name, dtype=dtype, **kwargs)
 
 
 class RootMeanSquaredError(Mean):
@@ -160,12 +195,14 @@ class RootMeanSquaredError(Mean):
     tensor(1.4142)
     """
 
-    def __init__(self, name: str = "root_mean_squared_error", **kwargs: Any) -> None:
-        super().__init__(name=name, **kwargs)
+    def __init__(
+        self, name: str = "root_mean_squared_error", dtype: Any = None, **kwargs: Any
+    ) -> None:
+        super().__init__(name=name, dtype=dtype, **kwargs)
 
     def update(self, y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None) -> None:  # type: ignore[override]
-        y_pred = torch.as_tensor(y_pred, device=self.device).to(torch.float32)
-        y_true = torch.as_tensor(y_true, device=self.device).to(torch.float32)
+        y_pred = torch.as_tensor(y_pred, device=self.device).to(self._dtype)
+        y_true = torch.as_tensor(y_true, device=self.device).to(self._dtype)
         y_pred, y_true = squeeze_or_expand_dimensions(y_pred, y_true)
         super().update((y_pred - y_true).square(), sample_weight)
 

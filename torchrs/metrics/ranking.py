@@ -362,7 +362,7 @@ class BinaryAccuracy(MeanMetricWrapper):
 
     Args:
         name: metric name (default ``"binary_accuracy"``).
-        dtype: only ``None`` / float32.
+        dtype: the result's dtype (float32 by default).
         threshold: decision threshold on the predictions.
         **kwargs: torchmetrics ``Metric`` options.
 
@@ -379,8 +379,7 @@ class BinaryAccuracy(MeanMetricWrapper):
         threshold: float = BINARY_ACCURACY_THRESHOLD,
         **kwargs: Any,
     ) -> None:
-        _check_float32(dtype, "BinaryAccuracy")
-        super().__init__(self._matches, name=name, **kwargs)
+        super().__init__(self._matches, name=name, dtype=dtype, **kwargs)
         self.threshold = float(threshold)
 
     def _matches(self, y_true: Tensor, y_pred: Tensor) -> Tensor:

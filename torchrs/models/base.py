@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -15,7 +16,24 @@ from torchrs.metrics.keras_metric import metric_results, quiet_compute
 
 OptimizerLike = torch.optim.Optimizer | Callable[[list[nn.Parameter]], torch.optim.Optimizer] | str
 
-_OPTIMIZER_NAMES = ("adagrad", "adam", "sgd")
+#: The optimizer names ``tf.keras.optimizers.get`` accepts in Keras 2 (tf_keras ``optimizers/__init__.py``).
+_OPTIMIZER_NAMES = (
+    "adadelta",
+    "adagrad",
+    "adam",
+    "adamax",
+    "adamw",
+    "ftrl",
+    "nadam",
+    "rmsprop",
+    "sgd",
+)
+#: Keras 2 ``Model.compile(optimizer="rmsprop")``: the optimizer a bare ``compile()`` gives.
+DEFAULT_OPTIMIZER = "rmsprop"
+
+# Depth of nested ``Model.call``s on this thread: Keras clears the losses added by ``add_loss`` at the outermost
+# call only (base_layer.py: "Losses are cleared for all sublayers on the outermost `Layer.call`").
+_CALL_CONTEXT = threading.local()
 
 
 @dataclass
@@ -32,7 +50,25 @@ class History:
 
 
 class Model(nn.Module):
-    """Base class of torchrs models: implement ``compute_loss(inputs, training=False)``.
+    """Base class of torchrs models: implement ``compute_loss(inputs, training=False)``, and ``call`` if you like.
+
+    As in Keras, ``model(inputs)`` runs ``call`` when the subclass defines one (its predictions), while
+    ``fit`` / ``evaluate`` / ``train_step`` drive ``compute_loss``, which may call ``self(features)``:
+
+    >>> class Scorer(Model):
+    ...     def __init__(self) -> None:
+    ...         super().__init__()
+    ...         self.w = nn.Parameter(torch.tensor(2.0))
+    ...     def call(self, features):
+    ...         return self.w * features["x"]
+    ...     def compute_loss(self, features, training=False):
+    ...         return ((self(features) - features["y"]) ** 2).mean()
+    >>> model = Scorer()
+    >>> batch = {"x": torch.tensor([1.0, 2.0]), "y": torch.tensor([1.0, 2.0])}
+    >>> model(batch).tolist(), model.compute_loss(batch).item()
+    ([2.0, 4.0], 2.5)
+
+    Without ``call``, ``model(inputs, training)`` returns ``compute_loss(inputs, training)``.
 
     ``fit`` and ``evaluate`` follow Keras 2's reporting rules, so the numbers line up with a TFRS run:
 
@@ -54,6 +90,10 @@ class Model(nn.Module):
         super().__init__()
         self.optimizer: torch.optim.Optimizer | None = None
         self._optimizer_factory: Callable[[list[nn.Parameter]], torch.optim.Optimizer] | None = None
+        self._jit_compile = False
+        self._compiled_compute_loss: Callable[..., Tensor] | None = None
+        self._eager_losses: list[Tensor] = []
+        self._callable_losses: list[Callable[[], Tensor | None]] = []
 
     def compute_loss(self, inputs: Any, training: bool = False) -> Tensor:
         """Defines the loss; it should also update the model's metrics (through its tasks).
@@ -67,9 +107,86 @@ class Model(nn.Module):
         """
         raise NotImplementedError("Implementers must implement the `compute_loss` method.")
 
-    def forward(self, inputs: Any, training: bool = False) -> Tensor:
-        """Returns ``compute_loss(inputs, training)``; lets DDP wrap the model and see the loss computation."""
-        return self.compute_loss(inputs, training=training)
+    def call(self, *args: Any, **kwargs: Any) -> Any:
+        """Keras's ``call``: what ``model(inputs)`` computes (predictions), when a subclass defines it.
+
+        TFRS models often define ``call`` and compute their loss from it (``predictions = self(features)``
+        inside ``compute_loss``, as in TFRS's ranking tutorial). ``fit`` / ``evaluate`` / ``train_step`` always
+        drive ``compute_loss``; ``model(inputs)`` runs ``call``. A model without ``call`` keeps torchrs's
+        historical behaviour: ``model(inputs, training)`` returns ``compute_loss(inputs, training)``.
+        """
+        raise NotImplementedError(
+            "This model defines no `call`: `model(inputs)` returns `compute_loss(inputs)`."
+        )
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """``call(...)`` when the subclass defines one, else ``compute_loss(inputs, training)``.
+
+        Inside ``fit`` under DDP the wrapper's forward must run the loss (so DDP sees the whole step and averages
+        the gradients): the step marks its one call with ``_step_computes_loss`` and that call runs
+        ``compute_loss``; the model's own ``self(features)`` inside it runs ``call`` again.
+        """
+        if self.__dict__.pop("_step_computes_loss", False) or not self._defines_call():
+            return self._loss_function()(*args, **kwargs)
+        depth = getattr(_CALL_CONTEXT, "depth", 0)
+        if depth == 0:
+            self._clear_losses()
+        _CALL_CONTEXT.depth = depth + 1
+        try:
+            return self.call(*args, **kwargs)
+        finally:
+            _CALL_CONTEXT.depth = depth
+
+    def _defines_call(self) -> bool:
+        return type(self).call is not Model.call
+
+    # ------------------------------------------------------------------------------------------------ losses
+    def add_loss(self, losses: Tensor | Callable[[], Tensor | None] | Sequence[Any]) -> None:
+        """Keras's ``add_loss``: activity / regularization losses, counted in ``regularization_loss``.
+
+        Tensors are added inside ``call`` and last until the next outermost ``call`` (Keras clears them there);
+        zero-argument callables (e.g. ``lambda: 0.01 * self.dense.weight.square().sum()``) are kept and
+        evaluated each time ``losses`` is read.
+
+        Args:
+            losses: a tensor, a zero-argument callable returning one, or a list of them.
+
+        Raises:
+            ValueError: a tensor added outside ``call`` (as in Keras: wrap it in a ``lambda``).
+        """
+        items = list(losses) if isinstance(losses, (list, tuple)) else [losses]
+        for loss in items:
+            if loss is None:
+                continue
+            if callable(loss) and not isinstance(loss, Tensor):
+                self._callable_losses.append(loss)
+                continue
+            if getattr(_CALL_CONTEXT, "depth", 0) == 0:
+                raise ValueError(
+                    "Expected a callable for the loss value: a tensor can only be added inside `call`. "
+                    "Wrap your loss computation in a zero-argument `lambda` (as in Keras)."
+                )
+            self._eager_losses.append(torch.as_tensor(loss))
+
+    @property
+    def losses(self) -> list[Tensor]:
+        """Keras's ``model.losses``: what ``add_loss`` added here and in nested models, then the weight penalties
+        of the layers (one term per regularized layer; their sum is Keras's)."""
+        found: list[Tensor] = []
+        for module in self.modules():
+            if isinstance(module, Model):
+                found.extend(module._eager_losses)
+                for loss_fn in module._callable_losses:
+                    value = loss_fn()
+                    if value is not None:
+                        found.append(torch.as_tensor(value))
+        found.extend(_weight_penalties(self))
+        return found
+
+    def _clear_losses(self) -> None:
+        for module in self.modules():
+            if isinstance(module, Model):
+                module._eager_losses = []
 
     # ----------------------------------------------------------------------------------------------- metrics
     @property
@@ -95,40 +212,46 @@ class Model(nn.Module):
         return results
 
     def regularization_loss(self) -> Tensor:
-        """Sum of the layers' regularization losses (Keras's ``model.losses``).
-
-        The outermost module exposing ``regularization_loss()`` on each branch is asked for its total (it covers
-        its own sub-layers), so nothing is counted twice.
-        """
+        """``sum(reduce_sum(l) for l in model.losses)``, what TFRS's ``train_step`` reports as
+        ``regularization_loss``: the layers' weight penalties plus the losses added with :meth:`add_loss`."""
         device = next((p.device for p in self.parameters()), torch.device("cpu"))
-        terms: list[Tensor] = []
-
-        def collect(module: nn.Module) -> None:
-            for child in module.children():
-                penalty = getattr(child, "regularization_loss", None)
-                if callable(penalty):
-                    terms.append(torch.as_tensor(penalty(), device=device))
-                else:
-                    collect(child)
-
-        collect(self)
+        terms = [torch.as_tensor(loss, device=device).sum() for loss in self.losses]
         return torch.stack(terms).sum() if terms else torch.zeros((), device=device)
 
     # ------------------------------------------------------------------------------------------- compile
-    def compile(self, optimizer: OptimizerLike = "rmsprop_unsupported", **kwargs: Any) -> None:  # type: ignore[override]
-        """Sets the optimizer used by ``fit``.
+    def compile(  # type: ignore[override]
+        self,
+        optimizer: OptimizerLike = DEFAULT_OPTIMIZER,
+        *,
+        jit_compile: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Keras's ``Model.compile`` (not ``torch.nn.Module.compile``): sets the optimizer ``fit`` uses.
+
+        ``jit_compile=True`` is the door to PyTorch's compiler: ``fit`` / ``evaluate`` then run
+        ``compute_loss`` through ``torch.compile`` (the first steps are slower while it compiles). For
+        ``torch.nn.Module.compile`` itself, call ``torch.compile(model)``.
 
         Args:
             optimizer: a ``torch.optim.Optimizer`` over this model's parameters, a factory
                 ``params -> Optimizer`` (built at the first training step, once lazy layers have their
-                parameters), or a name: ``"adagrad"``, ``"adam"``, ``"sgd"`` (Keras defaults, torchrs.optim).
+                parameters), or a Keras name (``"rmsprop"``, the Keras default, ``"adam"``, ``"adagrad"``,
+                ``"sgd"``, ``"adadelta"``, ``"adamax"``, ``"nadam"``, ``"ftrl"``, ``"adamw"``): the
+                ``torchrs.optim`` optimizer with Keras's defaults.
+            jit_compile: run ``compute_loss`` through ``torch.compile``. ``None`` (Keras's default) and ``False``
+                run eagerly.
             **kwargs: other Keras ``compile`` arguments are not supported; passing one raises.
+
+        >>> model = Model()
+        >>> model.compile()  # Keras's default optimizer: RMSprop(learning_rate=0.001)
         """
         if kwargs:
             raise TypeError(
                 f"Unsupported compile() arguments {sorted(kwargs)}: torchrs models define their loss and "
-                "metrics in compute_loss / their tasks. Pass only `optimizer`."
+                "metrics in compute_loss / their tasks. Pass only `optimizer` (and `jit_compile`)."
             )
+        if jit_compile is not None and not isinstance(jit_compile, bool):
+            raise TypeError(f"`jit_compile` must be a bool or None (got {jit_compile!r}).")
         self.optimizer = None
         self._optimizer_factory = None
         if isinstance(optimizer, torch.optim.Optimizer):
@@ -142,6 +265,18 @@ class Model(nn.Module):
                 "`optimizer` must be a torch.optim.Optimizer, a callable params -> Optimizer, or one of "
                 f"{_OPTIMIZER_NAMES} (got {type(optimizer).__name__})."
             )
+        self._jit_compile = bool(jit_compile)
+        self._compiled_compute_loss = None
+
+    def _loss_function(self) -> Callable[..., Tensor]:
+        """``compute_loss``, or its ``torch.compile``d version after ``compile(jit_compile=True)``."""
+        if not self._jit_compile:
+            return self.compute_loss
+        if self._compiled_compute_loss is None:
+            self._compiled_compute_loss = cast(
+                Callable[..., Tensor], torch.compile(self.compute_loss)
+            )
+        return self._compiled_compute_loss
 
     def _ensure_optimizer(self) -> torch.optim.Optimizer:
         if self.optimizer is None:
@@ -157,7 +292,7 @@ class Model(nn.Module):
     def train_step(self, inputs: Any) -> dict[str, float]:
         """One optimisation step; returns the Keras logs (metrics, then loss, regularization_loss, total_loss)."""
         self.train()
-        loss = self._step_module()(inputs, training=True)
+        loss = self._step_loss(inputs, training=True)
         regularization_loss = self.regularization_loss()
         total_loss = loss + regularization_loss
         optimizer = self._ensure_optimizer()
@@ -170,9 +305,21 @@ class Model(nn.Module):
     def test_step(self, inputs: Any) -> dict[str, float]:
         """One evaluation step; returns the Keras logs."""
         self.eval()
-        loss = self(inputs, training=False)
+        loss = self._loss_function()(inputs, training=False)
         regularization_loss = self.regularization_loss()
         return self._logs(loss, regularization_loss, loss + regularization_loss)
+
+    def _step_loss(self, inputs: Any, training: bool) -> Tensor:
+        """``compute_loss`` for a training step: through the DDP wrapper while ``fit`` runs under torch.distributed
+        (its forward, marked by ``_step_computes_loss``, runs ``compute_loss``), else directly."""
+        module = self._step_module()
+        if module is self:
+            return self._loss_function()(inputs, training=training)
+        self.__dict__["_step_computes_loss"] = True
+        try:
+            return cast(Tensor, module(inputs, training=training))
+        finally:
+            self.__dict__.pop("_step_computes_loss", None)
 
     def _step_module(self) -> nn.Module:
         """The module a training step calls: the DDP wrapper while ``fit`` runs under torch.distributed."""
@@ -346,11 +493,35 @@ def _sharded_names(model: nn.Module) -> set[str]:
 def _named_optimizer(name: str) -> Callable[[list[nn.Parameter]], torch.optim.Optimizer]:
     from torchrs import optim
 
-    classes = {"adagrad": optim.Adagrad, "adam": optim.Adam, "sgd": optim.SGD}
+    classes: dict[str, Callable[[list[nn.Parameter]], torch.optim.Optimizer]] = {
+        "adadelta": optim.Adadelta,
+        "adagrad": optim.Adagrad,
+        "adam": optim.Adam,
+        "adamax": optim.Adamax,
+        "adamw": optim.AdamW,
+        "ftrl": optim.Ftrl,
+        "nadam": optim.Nadam,
+        "rmsprop": optim.RMSprop,
+        "sgd": optim.SGD,
+    }
     key = name.lower()
     if key not in classes:
         raise ValueError(f"Unknown optimizer name {name!r}: expected one of {_OPTIMIZER_NAMES}.")
     return classes[key]
+
+
+def _weight_penalties(module: nn.Module) -> list[Tensor]:
+    """The layers' weight penalties: the outermost module exposing ``regularization_loss()`` on each branch is
+    asked for its total (it covers its own sub-layers), so nothing is counted twice. Nested models are walked."""
+    device = next((p.device for p in module.parameters()), torch.device("cpu"))
+    terms: list[Tensor] = []
+    for child in module.children():
+        penalty = getattr(child, "regularization_loss", None)
+        if isinstance(child, Model) or not callable(penalty):
+            terms.extend(_weight_penalties(child))
+        else:
+            terms.append(torch.as_tensor(penalty(), device=device))
+    return terms
 
 
 def _module_device(module: nn.Module) -> torch.device | None:

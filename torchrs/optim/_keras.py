@@ -234,6 +234,15 @@ def _check_number(name: str, value: Any) -> float:
     return float(value)
 
 
+def check_number(name: str, value: Any) -> float:
+    """Raises unless ``value`` is a real number (not a bool, not NaN); returns it as a float.
+
+    >>> check_number("beta", -0.5)
+    -0.5
+    """
+    return _check_number(name, value)
+
+
 def check_non_negative(name: str, value: Any) -> float:
     """Raises unless ``value`` is a number >= 0; returns it as a float.
 

@@ -24,7 +24,6 @@ from torchrs.optim._keras import (
     KerasOptimizer,
     SparseGrad,
     check_non_negative,
-    check_positive,
     keras_default,
     resolve_learning_rate,
 )
@@ -83,7 +82,7 @@ class Adagrad(KerasOptimizer):
             ``weight_decay``).
         learning_rate: step size (also accepted as torch's ``lr=``, not both).
         initial_accumulator_value: starting value of the accumulator, >= 0.
-        epsilon: added to the accumulator inside the square root, > 0.
+        epsilon: added to the accumulator inside the square root, >= 0 (Keras accepts 0).
         weight_decay: decoupled weight decay ``p -= p * weight_decay * lr`` before the update, or ``None``.
         clipnorm: clip each gradient to this L2 norm.
         clipvalue: clip gradients element-wise to ``[-clipvalue, clipvalue]`` (ignored if a norm clip is set).
@@ -144,7 +143,7 @@ class Adagrad(KerasOptimizer):
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)
         check_non_negative("initial_accumulator_value", group["initial_accumulator_value"])
-        check_positive("epsilon", group["epsilon"])
+        check_non_negative("epsilon", group["epsilon"])
 
     def _init_slots(self, param: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         if "accumulator" not in state:

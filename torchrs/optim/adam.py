@@ -30,7 +30,7 @@ from torchrs.optim._keras import (
     Grad,
     KerasOptimizer,
     SparseGrad,
-    check_positive,
+    check_non_negative,
     check_unit_interval,
     keras_default,
     resolve_learning_rate,
@@ -156,7 +156,7 @@ class Adam(KerasOptimizer):
         learning_rate: step size (also accepted as torch's ``lr=``, not both).
         beta_1: first-moment decay in [0, 1).
         beta_2: second-moment decay in [0, 1).
-        epsilon: "epsilon hat", added to ``sqrt(v)``, > 0.
+        epsilon: "epsilon hat", added to ``sqrt(v)``, >= 0 (Keras accepts 0).
         adaptive_epsilon: use ``epsilon * sqrt(1 - beta_2**t)`` instead (new in tf_keras 2.16+).
         amsgrad: keep the running maximum of ``v`` (slot ``vhat``) and divide by its square root.
         weight_decay: decoupled weight decay ``p -= p * weight_decay * lr`` before the update, or ``None``.
@@ -226,7 +226,7 @@ class Adam(KerasOptimizer):
         super()._check_group(group)
         check_unit_interval("beta_1", group["beta_1"])
         check_unit_interval("beta_2", group["beta_2"])
-        check_positive("epsilon", group["epsilon"])
+        check_non_negative("epsilon", group["epsilon"])
 
     def _init_slots(self, param: Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         for key in ("m", "v") + (("vhat",) if group["amsgrad"] else ()):

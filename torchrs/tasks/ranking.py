@@ -71,26 +71,33 @@ class Ranking(Task):
         """
         labels = torch.as_tensor(labels, device=predictions.device)
         loss = self._loss(labels, predictions, sample_weight=sample_weight)
-        if not compute_metrics:
-            return loss
-        with torch.no_grad():
-            preds = predictions.detach()
-            for metric in _metrics(self._ranking_metrics):
-                if isinstance(metric, KerasMetric):
-                    metric.update(labels, preds, sample_weight=sample_weight)
-                else:
-                    _require_unweighted(metric, sample_weight)
-                    metric.update(
-                        preds.reshape(labels.shape) if preds.numel() == labels.numel() else preds,
-                        labels,
-                    )
-            for metric in _metrics(self._prediction_metrics):
-                _update_single(metric, preds, sample_weight)
-            for metric in _metrics(self._label_metrics):
-                _update_single(metric, labels, sample_weight)
-            for metric in _metrics(self._loss_metrics):
-                metric.update(loss.detach())
+        if compute_metrics:
+            self._update_metrics(labels, predictions, loss, sample_weight)
         return loss
+
+    # Metric updates run eagerly under torch.compile (Model.compile(jit_compile=True)): torchmetrics keeps Python
+    # counters that would make dynamo recompile at every step.
+    @torch.compiler.disable
+    @torch.no_grad()
+    def _update_metrics(
+        self, labels: Tensor, predictions: Tensor, loss: Tensor, sample_weight: Tensor | None
+    ) -> None:
+        preds = predictions.detach()
+        for metric in _metrics(self._ranking_metrics):
+            if isinstance(metric, KerasMetric):
+                metric.update(labels, preds, sample_weight=sample_weight)
+            else:
+                _require_unweighted(metric, sample_weight)
+                metric.update(
+                    preds.reshape(labels.shape) if preds.numel() == labels.numel() else preds,
+                    labels,
+                )
+        for metric in _metrics(self._prediction_metrics):
+            _update_single(metric, preds, sample_weight)
+        for metric in _metrics(self._label_metrics):
+            _update_single(metric, labels, sample_weight)
+        for metric in _metrics(self._loss_metrics):
+            metric.update(loss.detach())
 
 
 def _metrics(modules: nn.ModuleList) -> list[torchmetrics.Metric]:

@@ -189,6 +189,9 @@ class Retrieval(Task):
             candidate_sampling_probability=candidate_sampling_probability,
         )
 
+    # Metric updates run eagerly under torch.compile (Model.compile(jit_compile=True)): torchmetrics keeps Python
+    # counters that would make dynamo recompile at every step.
+    @torch.compiler.disable
     def _update_metrics(
         self,
         loss: Tensor,

@@ -22,9 +22,22 @@ class Regressor(trs.Model):
         return self.task(inputs["y"], self.dense(self.embedding(inputs["x"])))
 
 
-def make_model() -> Regressor:
+class CallRegressor(Regressor):
+    """The same model written as TFRS's ranking tutorial: ``call`` predicts, ``compute_loss`` calls ``self``;
+    ``call`` adds an activity loss (a batch mean, so the mean over two equal halves is the global one)."""
+
+    def call(self, inputs) -> torch.Tensor:
+        hidden = self.embedding(inputs["x"])
+        self.add_loss(0.1 * torch.mean(torch.square(hidden)))
+        return self.dense(hidden)
+
+    def compute_loss(self, inputs, training: bool = False) -> torch.Tensor:
+        return self.task(inputs["y"], self(inputs))
+
+
+def make_model(with_call: bool = False) -> Regressor:
     torch.manual_seed(3)
-    model = Regressor()
+    model = CallRegressor() if with_call else Regressor()
     model.compile(optimizer=lambda params: trs.optim.Adagrad(params, learning_rate=0.5))
     return model
 

@@ -16,28 +16,32 @@ from ddp_model import global_batches, make_model
 def main(out_dir: str) -> None:
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
-    model = make_model()
     shards = []
     for batch in global_batches():
         size = batch["y"].shape[0] // world
         shards.append({k: v[rank * size : (rank + 1) * size] for k, v in batch.items()})
-    history = model.fit(shards, epochs=2, verbose=0)
-    logs = model.evaluate(shards, return_dict=True, verbose=0)
-    if rank == 0:
-        save_file(
-            {
-                k: v.contiguous()
-                for k, v in model.state_dict().items()
-                if isinstance(v, torch.Tensor) and v.dtype.is_floating_point and "task" not in k
-            },
-            os.path.join(out_dir, "weights.safetensors"),
-        )
-        with open(os.path.join(out_dir, "logs.txt"), "w") as f:
-            f.write(
-                f"{history.history['root_mean_squared_error'][-1]!r}\n{logs['root_mean_squared_error']!r}\n"
+    # Both ways of writing a model: compute_loss only, and call + compute_loss (the DDP forward must still run
+    # the loss, or the gradients would not be averaged).
+    for with_call, suffix in ((False, ""), (True, "_call")):
+        model = make_model(with_call)
+        history = model.fit(shards, epochs=2, verbose=0)
+        logs = model.evaluate(shards, return_dict=True, verbose=0)
+        if rank == 0:
+            save_file(
+                {
+                    k: v.contiguous()
+                    for k, v in model.state_dict().items()
+                    if isinstance(v, torch.Tensor) and v.dtype.is_floating_point and "task" not in k
+                },
+                os.path.join(out_dir, f"weights{suffix}.safetensors"),
             )
+            with open(os.path.join(out_dir, f"logs{suffix}.txt"), "w") as f:
+                f.write(
+                    f"{history.history['root_mean_squared_error'][-1]!r}\n{logs['root_mean_squared_error']!r}\n"
+                    f"{history.history['regularization_loss'][-1]!r}\n"
+                )
+        del model
     dist.barrier()
-    del model
     dist.destroy_process_group()
 
 

@@ -86,8 +86,7 @@ def test_lr_alias() -> None:
         ({"lr": -1.0}, ValueError, r"`learning_rate` must be >= 0"),
         ({"learning_rate": 0.1, "lr": 0.1}, ValueError, r"learning_rate=0.1 and lr=0.1"),
         ({"learning_rate": 0.001, "lr": 0.1}, ValueError, r"keep only one"),
-        ({"epsilon": 0.0}, ValueError, r"`epsilon` must be > 0 \(got 0.0\)"),
-        ({"epsilon": -1e-7}, ValueError, r"`epsilon` must be > 0"),
+        ({"epsilon": -1e-7}, ValueError, r"`epsilon` must be >= 0"),
         (
             {"initial_accumulator_value": -0.1},
             ValueError,
@@ -110,8 +109,8 @@ def test_bad_arguments(kwargs: dict, error: type, match: str) -> None:
 
 def test_bad_param_group_is_rejected() -> None:
     opt = Adagrad([torch.nn.Parameter(torch.zeros(1))])
-    with pytest.raises(ValueError, match=r"`epsilon` must be > 0 \(got 0.0\)"):
-        opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "epsilon": 0.0})
+    with pytest.raises(ValueError, match=r"`epsilon` must be >= 0 \(got -1.0\)"):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(1))], "epsilon": -1.0})
 
 
 def test_param_groups_keep_their_hyperparameters() -> None:

@@ -132,7 +132,7 @@ def test_keras_defaults() -> None:
         ({"beta_1": 1.0}, r"`beta_1` must be in \[0, 1\) \(got 1.0\)"),
         ({"beta_1": -0.1}, r"`beta_1` must be in \[0, 1\)"),
         ({"beta_2": 1.5}, r"`beta_2` must be in \[0, 1\) \(got 1.5\)"),
-        ({"epsilon": 0.0}, r"`epsilon` must be > 0 \(got 0.0\)"),
+        ({"epsilon": -1.0}, r"`epsilon` must be >= 0 \(got -1.0\)"),
         ({"use_ema": True, "ema_momentum": 1.5}, r"`ema_momentum` must be in \[0, 1\] \(got 1.5\)"),
         (
             {"use_ema": True, "ema_overwrite_frequency": 0},

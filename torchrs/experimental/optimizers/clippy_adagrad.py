@@ -32,7 +32,6 @@ from torchrs.optim._keras import (
     KerasOptimizer,
     SparseGrad,
     check_non_negative,
-    check_positive,
     keras_default,
     resolve_learning_rate,
 )
@@ -187,7 +186,7 @@ class ClippyAdagrad(KerasOptimizer):
         variable_relative_threshold: clipping bound factor on ``|w|``, >= 0.
         accumulator_relative_threshold: clipping bound factor on ``rsqrt(acc + eps)``, >= 0.
         absolute_threshold: constant clipping bound, >= 0.
-        epsilon: added to the accumulator inside the inverse square root, > 0.
+        epsilon: added to the accumulator inside the inverse square root, >= 0 (Keras accepts 0).
         export_clipping_factors: keep each parameter's last clipping factor (see :attr:`clipping_factors`).
         clip_accumulator_update: add the clipped gradient to the accumulator (not with the next flag).
         use_standard_accumulator_update: update the accumulator before the step, as classical Adagrad.
@@ -288,7 +287,7 @@ class ClippyAdagrad(KerasOptimizer):
             "accumulator_relative_threshold", group["accumulator_relative_threshold"]
         )
         check_non_negative("absolute_threshold", group["absolute_threshold"])
-        check_positive("epsilon", group["epsilon"])
+        check_non_negative("epsilon", group["epsilon"])
         if group["clip_accumulator_update"] and group["use_standard_accumulator_update"]:
             raise ValueError(
                 "clip_accumulator_update and use_standard_accumulator_update cannot both be set to True."

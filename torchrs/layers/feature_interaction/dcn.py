@@ -189,10 +189,15 @@ class Cross(nn.Module):
                 or if the layer was built for another ``input_dim``.
         """
         check_input(x0, "x0", "Cross")
+        if x is not None:
+            check_input(x, "x", "Cross")
+        # Keras's layer autocast: floating inputs of another dtype become the layer's (e.g. float64 -> float32).
+        dtype = (self._dense if self._projection_dim is None else self._dense_u).weight.dtype
+        x0 = x0.to(dtype) if x0.is_floating_point() and x0.dtype != dtype else x0
         if x is None:
             x = x0
-        else:
-            check_input(x, "x", "Cross")
+        elif x.is_floating_point() and x.dtype != dtype:
+            x = x.to(dtype)
         if x0.shape[-1] != x.shape[-1]:
             raise ValueError(
                 f"`x0` and `x` dimension mismatch! Got `x0` of shape {tuple(x0.shape)} and `x` of "

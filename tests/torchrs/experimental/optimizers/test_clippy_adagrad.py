@@ -164,7 +164,7 @@ def test_clipping_factors_only_when_exported() -> None:
             r"`accumulator_relative_threshold` must be >= 0",
         ),
         ({"absolute_threshold": -1e-7}, r"`absolute_threshold` must be >= 0"),
-        ({"epsilon": 0.0}, r"`epsilon` must be > 0"),
+        ({"epsilon": -1e-7}, r"`epsilon` must be >= 0"),
         ({"learning_rate": -0.1}, r"`learning_rate` must be >= 0"),
         ({"learning_rate": 0.1, "lr": 0.2}, r"learning_rate=0.1 and lr=0.2"),
     ],
@@ -241,8 +241,17 @@ def test_resume_from_state_dict_continues_the_trajectory() -> None:
             "use_standard_accumulator_update": True,
             "weight_decay": 0.1,
         },
+        # TFRS's own test_single_step_clip arguments (epsilon=0.0, accepted as in TFRS).
+        {
+            "learning_rate": 0.2,
+            "initial_accumulator_value": 0.01,
+            "variable_relative_threshold": 0.4,
+            "accumulator_relative_threshold": 0.01,
+            "absolute_threshold": 0.1,
+            "epsilon": 0.0,
+        },
     ],
-    ids=["lr", "acc-threshold-clip-acc-clipnorm", "standard-acc-wd"],
+    ids=["lr", "acc-threshold-clip-acc-clipnorm", "standard-acc-wd", "tfrs-single-step-eps0"],
 )
 def test_matches_tfrs(tf, tfrs, seed: int, kwargs: dict) -> None:
     init, target, noise = dense_problem(seed)
