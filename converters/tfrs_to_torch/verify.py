@@ -60,7 +60,7 @@ class _WrittenTensors:
         count = (stop - start) * row_items
         values = np.fromfile(self._file, dtype=dtype, count=count)
         if values.size != count:
-            raise ConversionError(f"Verification: {name} is truncated in the written file.")
+            raise ConversionError(f"{name} is truncated in the written file.")
         return values.reshape((stop - start, *shape[1:]) if shape else ())
 
 
@@ -93,11 +93,11 @@ def check_tensors(weights_file: Path, plan: Plan) -> int:
 def _check_tensor(written: _WrittenTensors, tensor: Any) -> None:
     name = tensor.torch_name
     if name not in written.entries:
-        raise ConversionError(f"Verification: {name} missing from the written file.")
+        raise ConversionError(f"{name} missing from the written file.")
     shape = written.shape(name)
     if shape != tuple(tensor.shape):
         raise ConversionError(
-            f"Verification: {name} was written with shape {shape}, source is {tensor.shape}/{tensor.dtype}."
+            f"{name} was written with shape {shape}, source is {tensor.shape}/{tensor.dtype}."
         )
     rows = shape[0] if shape else 0
     whole = np.asarray(tensor.load())
@@ -110,11 +110,11 @@ def _check_tensor(written: _WrittenTensors, tensor: Any) -> None:
         want = np.asarray(want)
         if got.dtype != want.dtype or got.shape != want.shape:
             raise ConversionError(
-                f"Verification: {name} was written as {got.dtype}{list(got.shape)}, "
+                f"{name} was written as {got.dtype}{list(got.shape)}, "
                 f"source is {want.dtype}{list(want.shape)}."
             )
         if not np.array_equal(got, want, equal_nan=got.dtype.kind == "f"):
-            raise ConversionError(f"Verification: {name} differs from {tensor.source}.")
+            raise ConversionError(f"{name} differs from {tensor.source}.")
 
 
 # Rows of the sample batch a tower is fed (its own sample values first, then random picks).
@@ -271,7 +271,14 @@ def _flatten_outputs(value: Any) -> list[np.ndarray]:
     return [np.asarray(value)]
 
 
-def forward_differences(out_dir: Path, plan: Plan) -> dict[str, float]:
+def build_module(out_dir: Path) -> Any:
+    """The written directory rebuilt by ``torchrs.load``, as a user will load it."""
+    import torchrs.io
+
+    return torchrs.io.load(out_dir)
+
+
+def forward_differences(module: Any, plan: Plan) -> dict[str, float]:
     """Runs TF and the reloaded torchrs module on sample inputs; max |difference| per part.
 
     Every tower (Sequential or functional, at the root or inside a ``tfrs.Model``) is fed sample
@@ -284,12 +291,9 @@ def forward_differences(out_dir: Path, plan: Plan) -> dict[str, float]:
     Returns:
         ``{part: max_abs_diff}`` (``"<index>/ids_mismatch"`` counts differing top-K ids).
     """
-    import torchrs.io
-
     if plan.probe is None:
         return {}
     probe: Callable[..., Any] = plan.probe
-    module = torchrs.io.load(out_dir)
     results: dict[str, float] = {}
     for path, prefix, spec, part in _parts(plan.architecture, module, "", ""):
         label = path or ("<index>" if spec["class_name"] in _INDEXES else "<tower>")
