@@ -51,9 +51,11 @@ bench: $(STAMP) $(KR_STAMP)
 	@echo "Benchmark table: $(CURDIR)/benchmarks/results/RESULTS.md"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check torchrs converters parity tests benchmarks
-	$(VENV)/bin/ruff format --check torchrs converters parity tests benchmarks
+	$(VENV)/bin/ruff check torchrs converters parity tests benchmarks tools
+	$(VENV)/bin/ruff format --check torchrs converters parity tests benchmarks tools
 	$(VENV)/bin/mypy
+	# No import cycles in converters/ or torchrs/ (function-level imports included): grimp's import graph.
+	PYTHONPATH=. $(PY) tools/import_cycles.py converters torchrs
 
 clean:
 	rm -rf $(VENV) $(KR_VENV) reports .pytest_cache

@@ -9,13 +9,14 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from converters.tfrs_to_torch import formats, readers, verify, writer
+from converters.tfrs_to_torch import formats, planning, verify, writer
 from converters.tfrs_to_torch.errors import (
     ConversionError,
     TensorFlowNotInstalledError,
     VerificationCheck,
     VerificationError,
 )
+from converters.tfrs_to_torch.plan import Plan, Status
 from converters.tfrs_to_torch.tf_env import versions
 
 FORMAT_VERSION = 1  # torchrs.io.FORMAT_VERSION (kept equal; torchrs.io is not imported here)
@@ -116,9 +117,9 @@ def convert(
     out = Path(out_dir) if out_dir is not None else default_out_dir(fmt)
     writer.check_output_dir(out, overwrite)
     if fmt.kind == formats.CHECKPOINT:
-        plan = readers.plan_checkpoint(fmt, strict=strict)
+        plan = planning.plan_checkpoint(fmt, strict=strict)
     else:
-        plan = readers.plan_saved_model(fmt, strict=strict, vocab_overrides=vocab)
+        plan = planning.plan_saved_model(fmt, strict=strict, vocab_overrides=vocab)
     target = writer.AtomicDirectory(out, overwrite)
     try:
         weights_file = target.path / writer.WEIGHTS_FILE
@@ -130,12 +131,12 @@ def convert(
         )
         checked = _tensor_check(weights_file, plan) if run_verify else 0
         counts = {
-            s: sum(1 for e in plan.report if e.status == s)
-            for s in ("converted", "skipped", "unsupported")
+            s.value: sum(1 for e in plan.report if e.status is s)
+            for s in (Status.CONVERTED, Status.SKIPPED, Status.UNSUPPORTED)
         }
         reasons: dict[str, int] = {}
         for entry in plan.report:
-            if entry.status == "skipped" and entry.reason:
+            if entry.status is Status.SKIPPED and entry.reason:
                 reasons[entry.reason] = reasons.get(entry.reason, 0) + 1
         summary: dict[str, Any] = {
             **counts,
@@ -184,7 +185,7 @@ def convert(
 
 
 def _write_records(
-    directory: Path, config: dict[str, Any], plan: readers.Plan, forward: ForwardCheck
+    directory: Path, config: dict[str, Any], plan: Plan, forward: ForwardCheck
 ) -> None:
     """``torchrs.json`` and ``report.json``, both saying what became of the forward comparison."""
     config["summary"]["forward_check"] = forward.value
@@ -195,7 +196,7 @@ def _write_records(
     )
 
 
-def _tensor_check(weights_file: Path, plan: readers.Plan) -> int:
+def _tensor_check(weights_file: Path, plan: Plan) -> int:
     """Check 1: every written tensor re-read and compared exactly with its source."""
     try:
         return verify.check_tensors(weights_file, plan)
@@ -207,7 +208,7 @@ def _tensor_check(weights_file: Path, plan: readers.Plan) -> int:
         raise VerificationError(VerificationCheck.TENSORS, _describe(err)) from err
 
 
-def _forward_check(out_dir: Path, plan: readers.Plan) -> tuple[dict[str, float], ForwardCheck]:
+def _forward_check(out_dir: Path, plan: Plan) -> tuple[dict[str, float], ForwardCheck]:
     """Checks 2 and 3: ``torchrs.load`` rebuilds the written directory, then TF and torchrs agree on samples.
 
     Only a missing TensorFlow skips the comparison (the caller records it); any other failure raises.

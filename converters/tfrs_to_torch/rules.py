@@ -102,11 +102,6 @@ def match(class_name: str, relative_path: str) -> tuple[str, bool] | None:
     return None
 
 
-def classes_with_rules() -> frozenset[str]:
-    """The layer classes that have at least one rule."""
-    return frozenset(rule.class_name for rule in RULES)
-
-
 def apply_transpose(array: np.ndarray, transpose: bool) -> np.ndarray:
     """The one place transposes happen: ``[in, out]`` -> ``[out, in]`` (contiguous) when asked.
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from converters.tfrs_to_torch.errors import ConversionError
-from converters.tfrs_to_torch.readers import Plan
+from converters.tfrs_to_torch.errors import VerificationCheck, VerificationError
+from converters.tfrs_to_torch.plan import Plan
 from converters.tfrs_to_torch.writer import SAFETENSORS_DTYPES
 
 # Rows compared at a time when re-reading a written tensor (bounds the verification's extra memory).
@@ -60,7 +60,9 @@ class _WrittenTensors:
         count = (stop - start) * row_items
         values = np.fromfile(self._file, dtype=dtype, count=count)
         if values.size != count:
-            raise ConversionError(f"{name} is truncated in the written file.")
+            raise VerificationError(
+                VerificationCheck.TENSORS, f"{name} is truncated in the written file."
+            )
         return values.reshape((stop - start, *shape[1:]) if shape else ())
 
 
@@ -79,7 +81,7 @@ def check_tensors(weights_file: Path, plan: Plan) -> int:
         The number of tensors compared.
 
     Raises:
-        ConversionError: a tensor is missing or differs in shape, dtype or any value.
+        VerificationError: a tensor is missing or differs in shape, dtype or any value.
     """
     written = _WrittenTensors(weights_file)
     try:
@@ -93,11 +95,12 @@ def check_tensors(weights_file: Path, plan: Plan) -> int:
 def _check_tensor(written: _WrittenTensors, tensor: Any) -> None:
     name = tensor.torch_name
     if name not in written.entries:
-        raise ConversionError(f"{name} missing from the written file.")
+        raise VerificationError(VerificationCheck.TENSORS, f"{name} missing from the written file.")
     shape = written.shape(name)
     if shape != tuple(tensor.shape):
-        raise ConversionError(
-            f"{name} was written with shape {shape}, source is {tensor.shape}/{tensor.dtype}."
+        raise VerificationError(
+            VerificationCheck.TENSORS,
+            f"{name} was written with shape {shape}, source is {tensor.shape}/{tensor.dtype}.",
         )
     rows = shape[0] if shape else 0
     whole = np.asarray(tensor.load())
@@ -109,12 +112,15 @@ def _check_tensor(written: _WrittenTensors, tensor: Any) -> None:
             got, want = written.rows(name, start, stop), whole[start:stop]
         want = np.asarray(want)
         if got.dtype != want.dtype or got.shape != want.shape:
-            raise ConversionError(
+            raise VerificationError(
+                VerificationCheck.TENSORS,
                 f"{name} was written as {got.dtype}{list(got.shape)}, "
-                f"source is {want.dtype}{list(want.shape)}."
+                f"source is {want.dtype}{list(want.shape)}.",
             )
         if not np.array_equal(got, want, equal_nan=got.dtype.kind == "f"):
-            raise ConversionError(f"{name} differs from {tensor.source}.")
+            raise VerificationError(
+                VerificationCheck.TENSORS, f"{name} differs from {tensor.source}."
+            )
 
 
 # Rows of the sample batch a tower is fed (its own sample values first, then random picks).

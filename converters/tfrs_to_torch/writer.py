@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from converters.tfrs_to_torch.errors import ConversionError
-from converters.tfrs_to_torch.readers import TensorPlan
+from converters.tfrs_to_torch.plan import TensorPlan
 
 CONFIG_FILE = "torchrs.json"
 WEIGHTS_FILE = "model.safetensors"

@@ -16,23 +16,25 @@ from typing import Any
 import numpy as np
 import pytest
 
-from converters.tfrs_to_torch import readers
+from converters.tfrs_to_torch import planning
 from converters.tfrs_to_torch.cli import EXIT_VERIFICATION_FAILED, main
 from converters.tfrs_to_torch.convert import ForwardCheck
+from converters.tfrs_to_torch.plan import Plan
+from converters.tfrs_to_torch.tf_format import TFProbe
 
 pytestmark = pytest.mark.tf
 
 
 def _broken_planner(monkeypatch, breakage) -> None:
-    """``readers.plan_saved_model`` as it is, with ``breakage(plan)`` applied to its result."""
-    real = readers.plan_saved_model
+    """``planning.plan_saved_model`` as it is, with ``breakage(plan)`` applied to its result."""
+    real = planning.plan_saved_model
 
-    def plan_and_break(*args: Any, **kwargs: Any) -> readers.Plan:
+    def plan_and_break(*args: Any, **kwargs: Any) -> Plan:
         plan = real(*args, **kwargs)
         breakage(plan)
         return plan
 
-    monkeypatch.setattr(readers, "plan_saved_model", plan_and_break)
+    monkeypatch.setattr(planning, "plan_saved_model", plan_and_break)
 
 
 def _run(capsys, source: Path, out: Path) -> tuple[int, str, str]:
@@ -50,7 +52,7 @@ def _failed(code: int, err: str, out: Path, check: str) -> None:
 
 
 def test_a_tensor_differing_when_re_read_fails(exports, tmp_path, capsys, monkeypatch) -> None:
-    def change_after_writing(plan: readers.Plan) -> None:
+    def change_after_writing(plan: Plan) -> None:
         tensor = next(t for t in plan.tensors if t.dtype.kind == "f")
         calls = iter(range(2))
         load = tensor.load
@@ -65,7 +67,7 @@ def test_a_tensor_differing_when_re_read_fails(exports, tmp_path, capsys, monkey
 
 
 def test_a_module_torchrs_cannot_build_fails(exports, tmp_path, capsys, monkeypatch) -> None:
-    def unknown_layer(plan: readers.Plan) -> None:
+    def unknown_layer(plan: Plan) -> None:
         plan.architecture["layers"][2]["class_name"] = "NoSuchLayer"
 
     _broken_planner(monkeypatch, unknown_layer)
@@ -76,11 +78,11 @@ def test_a_module_torchrs_cannot_build_fails(exports, tmp_path, capsys, monkeypa
 
 
 def test_a_tf_call_that_raises_fails(exports, tmp_path, capsys, monkeypatch, tf) -> None:
-    class RaisingProbe(readers.TFProbe):
+    class RaisingProbe(TFProbe):
         def __call__(self, path: str, inputs: Any) -> Any:
             raise tf.errors.InvalidArgumentError(None, None, "Expected string, got int64")
 
-    def raising_tf(plan: readers.Plan) -> None:
+    def raising_tf(plan: Plan) -> None:
         plan.probe = RaisingProbe(plan.probe.sm)
 
     _broken_planner(monkeypatch, raising_tf)
@@ -91,7 +93,7 @@ def test_a_tf_call_that_raises_fails(exports, tmp_path, capsys, monkeypatch, tf)
 
 
 def test_outputs_differing_from_tf_fail(exports, tmp_path, capsys, monkeypatch) -> None:
-    def wrong_activation(plan: readers.Plan) -> None:
+    def wrong_activation(plan: Plan) -> None:
         plan.architecture["layers"][2]["config"]["activation"] = "tanh"  # Keras has relu
 
     _broken_planner(monkeypatch, wrong_activation)
