@@ -18,8 +18,8 @@ from converters.tfrs_to_torch.errors import (
 )
 from converters.tfrs_to_torch.plan import Plan, Status
 from converters.tfrs_to_torch.tf_env import versions
+from torchrs.io.spec import CheckpointSpec, ModelKind
 
-FORMAT_VERSION = 1  # torchrs.io.FORMAT_VERSION (kept equal; torchrs.io is not imported here)
 # Largest TF-vs-torch difference a verified conversion accepts: float32 matmuls summed in another
 # order differ by a few ulps (~1e-7 here); a wrong config (mask, activation) differs by >= 1e-3.
 VERIFY_TOLERANCE = 1e-5
@@ -143,16 +143,14 @@ def convert(
             "tensors": len(plan.tensors),
             "skipped_reasons": reasons,
         }
-        config = {
-            "format": "torchrs",
-            "format_version": FORMAT_VERSION,
-            "model_kind": plan.model_kind,
-            "architecture": plan.architecture,
-            "source": {"path": fmt.path, "format": fmt.kind},
-            "versions": versions(),
-            "summary": summary,
-            "notes": plan.notes,
-        }
+        config = CheckpointSpec(
+            ModelKind(plan.model_kind),
+            plan.architecture,
+            source={"path": fmt.path, "format": fmt.kind},
+            versions=versions(),
+            summary=summary,
+        ).to_json()
+        config["notes"] = plan.notes  # the forward check may add notes; written again after it
         diffs: dict[str, float] = {}
         forward = ForwardCheck.NOT_REQUESTED
         _write_records(target.path, config, plan, forward)

@@ -12,8 +12,6 @@ from typing import Any
 
 from converters.tfrs_to_torch.errors import ConversionError
 
-#: Prefix of every optimizer tensor in ``model.safetensors``.
-OPTIMIZER_PREFIX = "optimizer/"
 #: The attribute name under which Keras models and ``tf.train.Checkpoint`` track an optimizer.
 OPTIMIZER_ATTRIBUTE = "optimizer"
 # Non-trainable variables Keras layers create (never in an optimizer's var_list).

@@ -66,7 +66,6 @@ from converters.tfrs_to_torch.optimizer_layouts import (
     LEGACY_SPARSE_MOMENTUM_NOTE,
     LEGACY_TORCH_ARGUMENTS,
     LOSS_SCALE,
-    OPTIMIZER_PREFIX,
     TORCH_ARGUMENTS,
     Layout,
     UnsupportedOptimizerError,
@@ -81,6 +80,7 @@ from converters.tfrs_to_torch.tf_format import (
     read_tensor,
     strip_key,
 )
+from torchrs.io.spec import OPTIMIZER_PREFIX
 
 # -------------------------------------------------------------------------------------------
 # The plan.

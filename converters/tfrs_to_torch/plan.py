@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from torchrs.io.tensors import TOKEN_BYTES, TOKEN_OFFSETS, encode_tokens
+
 # What a plain tf.saved_model.save export lacking a layer's config is answered with.
 REEXPORT_HINT = "re-export with model.save(dir, save_format='tf') or as a .keras file"
 # Probe token for the verification forward pass: not in any real vocabulary.
@@ -131,11 +133,9 @@ def constant(array: np.ndarray) -> Callable[[], np.ndarray]:
 
 
 def bytes_tensors(prefix: str, tokens: list[bytes], source: str) -> list[TensorPlan]:
-    """Tokens as ``token_bytes`` (uint8, concatenated) + ``token_offsets`` (int64, N + 1)."""
-    blob = np.frombuffer(b"".join(tokens), dtype=np.uint8).copy()
-    offsets = np.zeros(len(tokens) + 1, dtype=np.int64)
-    np.cumsum([len(t) for t in tokens], out=offsets[1:])
+    """Tokens as ``token_bytes`` (uint8, concatenated) + ``token_offsets`` (int64, N + 1): torchrs.io's format."""
+    blob, offsets = encode_tokens(tokens)
     return [
-        TensorPlan(prefix + "token_bytes", source, blob.shape, blob.dtype, lambda: blob),
-        TensorPlan(prefix + "token_offsets", source, offsets.shape, offsets.dtype, lambda: offsets),
+        TensorPlan(prefix + TOKEN_BYTES, source, blob.shape, blob.dtype, lambda: blob),
+        TensorPlan(prefix + TOKEN_OFFSETS, source, offsets.shape, offsets.dtype, lambda: offsets),
     ]
