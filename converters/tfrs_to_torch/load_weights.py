@@ -35,12 +35,6 @@ from converters.tfrs_to_torch.errors import ConversionError
 from converters.tfrs_to_torch.plan import VariableRole, variable_role
 from torchrs.io import structural_parameter_keys
 
-# TF variable attribute -> (torch attribute, transposed); the structural twin of rules.RULES.
-ATTRIBUTE_RULES = {
-    "embeddings": ("weight", False),
-    "kernel": ("weight", True),
-    "bias": ("bias", False),
-}
 _WEIGHTED_LAYER = re.compile(r"layer_with_weights-(\d+)")
 _ANY_LAYER = re.compile(r"layer-(\d+)")
 
@@ -86,7 +80,7 @@ def _structural_key(path: str) -> tuple[str, bool] | None:
             return None  # an alias path: the layer_with_weights-N path is used instead
         found = _WEIGHTED_LAYER.fullmatch(part)
         out.append(f"#{found.group(1)}" if found else part)
-    leaf, transpose = ATTRIBUTE_RULES.get(parts[-1], (parts[-1], False))
+    leaf, transpose = rules.attribute_rule(parts[-1]) or (parts[-1], False)
     out.append(leaf)
     return ".".join(out), transpose
 
