@@ -77,6 +77,16 @@ CONFIG_LAYERS = frozenset({"Discretization", "Hashing"})
 LOOKUP_LAYERS = frozenset({"StringLookup", "IntegerLookup"})
 
 
+# Layers a plain tf.saved_model.save export (which keeps no class names) is recognised by, from the variables it
+# holds. Their config is then Keras's defaults: reported as inferred, and checked by the forward comparison.
+CLASSES_BY_VARIABLES: dict[frozenset[str], str] = {}
+
+
+def has_rules(class_name: str) -> bool:
+    """Whether :data:`RULES` maps the variables of ``class_name`` (its layers convert generically)."""
+    return any(rule.class_name == class_name for rule in RULES)
+
+
 def match(class_name: str, relative_path: str) -> tuple[str, bool] | None:
     """``(torch_name, transpose)`` for a variable of a layer, or None when no rule applies.
 

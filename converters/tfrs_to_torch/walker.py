@@ -94,6 +94,8 @@ class Walker(IndexWalker):
             return "Streaming"
         if identifier == "_tf_keras_model":
             return "_Container"
+        if frozenset(variables) in rules.CLASSES_BY_VARIABLES:
+            return rules.CLASSES_BY_VARIABLES[frozenset(variables)]
         held = ", ".join(sorted(variables)) or "no variables"
         return f"<unknown class (tf.saved_model.save keeps no class names); holds {held}>"
 
@@ -154,6 +156,10 @@ class Walker(IndexWalker):
                 "replace it with a Keras layer, or rewrite the model in torchrs and use "
                 "load_weights(module, MODEL_DIR)",
             )
+        if rules.has_rules(cls):  # a layer kind mapped by the rules table alone
+            return self.weighted(
+                node_id, path, prefix, cls, self.keras_or_default_config(node_id, path, cls)
+            )
         if cls in ("_Container",) or (
             self.sm.identifier(node_id) == "_tf_keras_model"
             and "layers" not in self.sm.config(node_id)
@@ -183,6 +189,20 @@ class Walker(IndexWalker):
             )
         )
         return {"activation": activation, "use_bias": has_bias}
+
+    def keras_or_default_config(self, node_id: int, path: str, cls: str) -> dict[str, Any]:
+        """The layer's Keras config; without one (tf.saved_model.save), Keras's defaults, reported as inferred."""
+        config = self.sm.config(node_id)
+        if not config:
+            self.plan.report.append(
+                ReportEntry(
+                    path,
+                    Status.INFERRED,
+                    reason=f"{cls} config not in the export (tf.saved_model.save): Keras defaults assumed, "
+                    "checked by the forward comparison",
+                )
+            )
+        return config
 
     def required_config(
         self, node_id: int, path: str, cls: str, what: str = "its config"
