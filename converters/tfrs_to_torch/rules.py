@@ -46,6 +46,9 @@ RULES: tuple[Rule, ...] = (
     Rule("Normalization", r"mean", "adapt_mean", False),
     Rule("Normalization", r"variance", "adapt_variance", False),
     Rule("Normalization", r"count", "count", False),
+    # tf.keras.layers.LayerNormalization: gamma / beta are torchrs's weight / bias, same layout.
+    Rule("LayerNormalization", r"gamma", "weight", False),
+    Rule("LayerNormalization", r"beta", "bias", False),
 )
 
 # Layers without variables that torchrs rebuilds from their config alone.
@@ -79,7 +82,11 @@ LOOKUP_LAYERS = frozenset({"StringLookup", "IntegerLookup"})
 
 # Layers a plain tf.saved_model.save export (which keeps no class names) is recognised by, from the variables it
 # holds. Their config is then Keras's defaults: reported as inferred, and checked by the forward comparison.
-CLASSES_BY_VARIABLES: dict[frozenset[str], str] = {}
+CLASSES_BY_VARIABLES: dict[frozenset[str], str] = {
+    frozenset({"gamma", "beta"}): "LayerNormalization",
+    frozenset({"gamma"}): "LayerNormalization",  # center=False
+    frozenset({"beta"}): "LayerNormalization",  # scale=False
+}
 
 
 def has_rules(class_name: str) -> bool:
@@ -114,7 +121,13 @@ def match(class_name: str, relative_path: str) -> tuple[str, bool] | None:
 
 # Variables mapped by structure alone (``load_weights``, parity's weight copy), where the layer class is not
 # known: a variable attribute takes the rule of the Keras layer that owns it.
-ATTRIBUTE_CLASSES = {"embeddings": "Embedding", "kernel": "Dense", "bias": "Dense"}
+ATTRIBUTE_CLASSES = {
+    "embeddings": "Embedding",
+    "kernel": "Dense",
+    "bias": "Dense",
+    "gamma": "LayerNormalization",
+    "beta": "LayerNormalization",
+}
 
 
 def attribute_rule(attribute: str) -> tuple[str, bool] | None:

@@ -489,6 +489,36 @@ register(
 )
 
 
+def _layer_normalization(
+    spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str
+) -> nn.Module:
+    from torchrs.layers.normalization import KERAS_EPSILON, LayerNormalization
+
+    config, shapes = _config(spec), spec.get("shapes") or {}
+    return LayerNormalization(
+        axis=config.get("axis", -1),
+        epsilon=float(config.get("epsilon", KERAS_EPSILON)),
+        center="bias"
+        in shapes,  # what the export holds decides (Keras: center=False keeps no beta)
+        scale="weight" in shapes,
+        input_dim=shapes.get("weight") or shapes.get("bias"),
+    )
+
+
+register(
+    LayerKind(
+        "LayerNormalization",
+        _layer_normalization,
+        config=(
+            ConfigField("axis", (int, list)),
+            ConfigField("epsilon", NUMBER),
+            ConfigField("center", bool),
+            ConfigField("scale", bool),
+        ),
+    )
+)
+
+
 # -- indexes
 
 
