@@ -12,6 +12,7 @@ import numpy as np
 from converters.tfrs_to_torch.errors import VerificationCheck, VerificationError
 from converters.tfrs_to_torch.plan import Plan
 from converters.tfrs_to_torch.writer import SAFETENSORS_DTYPES
+from torchrs.io.registry import is_index
 
 # Rows compared at a time when re-reading a written tensor (bounds the verification's extra memory).
 VERIFY_BLOCK_ROWS = 65536
@@ -131,13 +132,12 @@ SAMPLE_OPEN_AXIS = 4
 SAMPLE_SEED = 0
 
 _TOWERS = ("Sequential", "Functional")
-_INDEXES = ("BruteForce", "Streaming")
 
 
 def _parts(spec: dict[str, Any], module: Any, path: str, prefix: str) -> list[tuple[Any, ...]]:
     """``(path, prefix, spec, module)`` of every tower and index to check."""
     cls = spec["class_name"]
-    if cls in _TOWERS or cls in _INDEXES:
+    if cls in _TOWERS or is_index(cls):
         return [(path, prefix, spec, module)]
     if cls == "Container":
         out: list[tuple[Any, ...]] = []
@@ -302,7 +302,7 @@ def forward_differences(module: Any, plan: Plan) -> dict[str, float]:
     probe: Callable[..., Any] = plan.probe
     results: dict[str, float] = {}
     for path, prefix, spec, part in _parts(plan.architecture, module, "", ""):
-        label = path or ("<index>" if spec["class_name"] in _INDEXES else "<tower>")
+        label = path or ("<index>" if is_index(spec["class_name"]) else "<tower>")
         if spec["class_name"] in _TOWERS:
             inputs = _tower_inputs(path, spec, part, prefix, plan, None)
             if inputs is None:

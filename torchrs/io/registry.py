@@ -31,6 +31,7 @@ __all__ = [
     "LayerKind",
     "build_module",
     "index_tensor_keys",
+    "is_index",
     "register",
     "validate",
 ]
@@ -198,9 +199,20 @@ def _activation(value: Any) -> Any:
     return None if value in (None, "linear") else value
 
 
+def is_index(class_name: str) -> bool:
+    """Whether ``class_name`` is a retrieval index kind (BruteForce, Streaming): the one answer the loader, the
+    converter's verification and ``parity validate`` share.
+
+    >>> is_index("Streaming"), is_index("BruteForce"), is_index("Sequential"), is_index("Nope")
+    (True, True, False, False)
+    """
+    kind = REGISTRY.get(class_name)
+    return kind is not None and kind.children is Children.QUERY
+
+
 def index_tensor_keys(spec: dict[str, Any], prefix: str = "") -> set[str]:
     """Tensors consumed by building (index data), not by ``load_state_dict``."""
-    if REGISTRY[spec["class_name"]].children is Children.QUERY:
+    if is_index(spec["class_name"]):
         return {prefix + name for name in INDEX_TENSORS}
     if spec["class_name"] == "Container":
         return {
