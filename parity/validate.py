@@ -7,7 +7,7 @@ Usage::
     python -m parity validate exported_index index_torchrs --inputs queries.json --k 10
 
 ``TF_MODEL_DIR`` is what TensorFlow wrote: a ``tf.saved_model.save`` directory (an exported ``BruteForce``
-index with its query model, a whole ``tfrs.Model``, a Keras tower), a Keras SavedModel
+or ``Streaming`` index with its query model, a whole ``tfrs.Model``, a Keras tower), a Keras SavedModel
 (``model.save(dir, save_format="tf")``) or a ``.keras`` archive. ``TORCHRS_DIR`` is what
 ``python -m converters.tfrs_to_torch`` made of it; it is read with ``torchrs.load``.
 
