@@ -73,9 +73,11 @@ bench-serve: $(STAMP)
 	$(PY) benchmarks/serving.py --clients 8 --seconds 20 --out benchmarks/results/serving.json
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check torchrs converters parity tests benchmarks
-	$(VENV)/bin/ruff format --check torchrs converters parity tests benchmarks
+	$(VENV)/bin/ruff check torchrs converters parity tests benchmarks tools
+	$(VENV)/bin/ruff format --check torchrs converters parity tests benchmarks tools
 	$(VENV)/bin/mypy
+	# No import cycles in converters/ or torchrs/ (function-level imports included): grimp's import graph.
+	PYTHONPATH=. $(PY) tools/import_cycles.py converters torchrs
 
 clean:
 	rm -rf $(VENV) $(KR_VENV) reports .pytest_cache

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 import torchrs as trs
+from converters.tfrs_to_torch import rules
 from parity.scenarios import (
     basic_ranking,
     basic_retrieval,
@@ -317,7 +318,11 @@ def copy_keras_weights(
     *,
     transpose_kernels: bool = True,
 ) -> None:
-    """Copies Keras-layout ``weights`` into torch ``parameters`` (kernels ``[in, out]`` -> ``weight [out, in]``).
+    """Copies Keras-layout ``weights`` into torch ``parameters`` through the converter's mapping rules.
+
+    A canonical name ends in the Keras variable attribute (``ratings.dense_0.kernel``); its layout change is the
+    converter's rule for that attribute (:func:`converters.tfrs_to_torch.rules.attribute_rule`: kernels
+    ``[in, out]`` -> ``weight [out, in]``), so a wrong converter rule is a parity failure.
 
     Raises:
         ValueError: a name missing on either side, or a shape that does not fit.
@@ -328,10 +333,14 @@ def copy_keras_weights(
             f"Keras-only {sorted(set(weights) - set(parameters))}."
         )
     for name, param in parameters.items():
-        value = torch.from_numpy(np.ascontiguousarray(weights[name]))
-        if name.endswith(".kernel"):
+        array = np.asarray(weights[name])
+        _, transpose = rules.attribute_rule(name.rpartition(".")[2]) or ("", False)
+        if transpose and not transpose_kernels:
             # transpose_kernels=False is the classic converter bug: the memory reinterpreted, not transposed.
-            value = value.T if transpose_kernels else value.reshape(tuple(reversed(value.shape)))
+            array = np.ascontiguousarray(array).reshape(tuple(reversed(array.shape)))
+        elif transpose:
+            array = rules.apply_transpose(array, True)
+        value = torch.from_numpy(np.ascontiguousarray(array))
         if tuple(value.shape) != tuple(param.shape):
             raise ValueError(
                 f"{name}: Keras weight of shape {tuple(weights[name].shape)} does not fit the torch "
@@ -341,10 +350,11 @@ def copy_keras_weights(
 
 
 def _export_torch_weights(parameters: dict[str, nn.Parameter]) -> dict[str, np.ndarray]:
+    """The inverse of :func:`copy_keras_weights`'s layout change (a transpose is its own inverse)."""
     out = {}
     for name, param in parameters.items():
-        value = param.detach().cpu().numpy()
-        out[name] = value.T.copy() if name.endswith(".kernel") else value.copy()
+        _, transpose = rules.attribute_rule(name.rpartition(".")[2]) or ("", False)
+        out[name] = rules.apply_transpose(param.detach().cpu().numpy(), transpose).copy()
     return out
 
 

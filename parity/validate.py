@@ -7,7 +7,7 @@ Usage::
     python -m parity validate exported_index index_torchrs --inputs queries.json --k 10
 
 ``TF_MODEL_DIR`` is what TensorFlow wrote: a ``tf.saved_model.save`` directory (an exported ``BruteForce``
-index with its query model, a whole ``tfrs.Model``, a Keras tower), a Keras SavedModel
+or ``Streaming`` index with its query model, a whole ``tfrs.Model``, a Keras tower), a Keras SavedModel
 (``model.save(dir, save_format="tf")``) or a ``.keras`` archive. ``TORCHRS_DIR`` is what
 ``python -m converters.tfrs_to_torch`` made of it; it is read with ``torchrs.load``.
 
@@ -56,6 +56,7 @@ from torch import nn
 
 from parity.harness import Check
 from parity.tolerances import Agreement, Tolerance
+from torchrs.io.registry import is_index
 
 DEFAULT_REPORT = "reports/validate"
 # Inputs sampled per part when no --inputs file is given: enough to cover a few hundred vocabulary tokens.
@@ -368,9 +369,11 @@ def _is_keras(obj: Any) -> bool:
 
 
 def _is_tf_index(obj: Any) -> bool:
-    return any(hasattr(obj, n) for n in ("candidates", "_candidates")) and any(
+    """A TFRS BruteForce (candidates and identifiers) or Streaming (a row counter; its candidates are a dataset)."""
+    brute_force = any(hasattr(obj, n) for n in ("candidates", "_candidates")) and any(
         hasattr(obj, n) for n in ("identifiers", "_identifiers")
     )
+    return brute_force or hasattr(obj, "_counter")
 
 
 def _tf_attr(obj: Any, *names: str) -> Any:
@@ -449,11 +452,11 @@ def find_parts(spec: dict[str, Any], module: nn.Module, tf_model: Any) -> list[P
                     )
                 walk(child_spec, getattr(mod, child), tf_child, where)
             return
-        is_index = cls == "BruteForce"
+        index = is_index(cls)
         label = f"part {path!r}" if path else "the model"
-        if is_index and not _is_tf_index(tf_obj):
+        if index and not _is_tf_index(tf_obj):
             raise different(f"{label} is an index in torchrs but not in TF (no candidates there)")
-        if not is_index and _is_tf_index(tf_obj):
+        if not index and _is_tf_index(tf_obj):
             raise different(f"{label} is a {cls} in torchrs but an index in TF")
         tf_weights = _count(getattr(tf_obj, "trainable_variables", []) or [])
         torch_weights = sum(p.numel() for p in mod.parameters() if p.requires_grad)
@@ -461,7 +464,7 @@ def find_parts(spec: dict[str, Any], module: nn.Module, tf_model: Any) -> list[P
             raise different(
                 f"{label} has {tf_weights:,} trainable weights in TF and {torch_weights:,} in torchrs"
             )
-        if is_index:
+        if index and cls == "BruteForce":  # a Streaming index keeps its candidates as a dataset
             tf_candidates = tuple(_tf_attr(tf_obj, "candidates", "_candidates").shape.as_list())
             indexed: Any = mod.candidates
             torch_candidates = tuple(indexed.shape)
@@ -469,12 +472,12 @@ def find_parts(spec: dict[str, Any], module: nn.Module, tf_model: Any) -> list[P
                 raise different(
                     f"the TF index holds candidates of shape {tf_candidates}, torchrs {torch_candidates}"
                 )
-        name = path or ("index" if is_index else "tower")
-        input_name = path or (INDEX_INPUT if is_index else TOWER_INPUT)
+        name = path or ("index" if index else "tower")
+        input_name = path or (INDEX_INPUT if index else TOWER_INPUT)
         part = Part(
             name,
             input_name,
-            "index" if is_index else "tower",
+            "index" if index else "tower",
             node,
             tf_obj,
             mod,

@@ -1,7 +1,9 @@
 """``python -m converters.tfrs_to_torch MODEL_DIR [--out OUT_DIR] ...``: the command-line front end.
 
 User mistakes (a missing path, a Keras 3 file, an unsupported layer...) print one ``error:`` line and
-exit with status 2; nothing is written. Unexpected failures keep their traceback (a bug to report).
+exit with status 2; a failed verification check (re-reading the tensors, building the module, the TF
+forward comparison) prints one ``error:`` line naming the check and exits with status 3. Nothing is
+written in either case. Unexpected failures keep their traceback (a bug to report).
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from converters.tfrs_to_torch.errors import ConversionError
+from converters.tfrs_to_torch.errors import ConversionError, VerificationError
 
 EXIT_USER_ERROR = 2  # argparse's status for bad usage; we use it for every user-facing error
-# Checkpoints with more tensors than this get a progress bar.
-PROGRESS_MIN_TENSORS = 1
-# ... or with more bytes than this (a large embedding table).
+# A verification check failed: the export read fine but its conversion did not prove equal (a converter bug).
+EXIT_VERIFICATION_FAILED = 3
+# Conversions writing more bytes than this get a progress bar (a large embedding table).
 PROGRESS_MIN_BYTES = 64 * 1024 * 1024
 
 
@@ -114,6 +116,8 @@ def _numel(shape: Sequence[int]) -> int:
 
 
 def summary_text(result: Any) -> str:
+    from converters.tfrs_to_torch.convert import ForwardCheck
+
     lines = [
         f"Converted {result.source} ({result.source_format}) -> {result.out_dir}",
         f"  model kind:  {result.model_kind}",
@@ -124,6 +128,8 @@ def summary_text(result: Any) -> str:
         lines.append(f"    skipped {count:>4} x {reason}")
     if result.tensors_checked:
         lines.append(f"  verified:    {result.tensors_checked} tensors re-read, all identical")
+    if result.forward_check is not ForwardCheck.COMPARED:
+        lines.append(f"  forward:     {result.forward_check.value}")
     for part, diff in result.max_abs_diff.items():
         label = "top-K ids differing" if part.endswith("ids_mismatch") else "max |TF - torch|"
         lines.append(f"  forward:     {part}: {label} = {diff:.3g}")
@@ -160,13 +166,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConversionError as err:
             if args.graph == "never" or not _plain_saved_model(args.model_dir):
                 raise
-            # No Keras configs to rebuild layers from: the traced signatures are the contract.
+            # No Keras configs to rebuild layers from (or the layers rebuilt from defaults did not
+            # reproduce TF): the traced signatures are the contract.
             print(
                 f"note: layer-by-layer conversion is not possible ({_first_sentence(err)}); "
                 "translating the exported signatures instead.",
                 file=sys.stderr,
             )
             return _print_graph(_convert_graph(args), args.json)
+    except VerificationError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_VERIFICATION_FAILED
     except ConversionError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -5,17 +5,33 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from converters.tfrs_to_torch import formats, readers, verify, writer
-from converters.tfrs_to_torch.errors import ConversionError
+from converters.tfrs_to_torch import formats, planning, verify, writer
+from converters.tfrs_to_torch.errors import (
+    ConversionError,
+    TensorFlowNotInstalledError,
+    VerificationCheck,
+    VerificationError,
+)
+from converters.tfrs_to_torch.plan import Plan, Status
 from converters.tfrs_to_torch.tf_env import versions
+from torchrs.io.spec import CheckpointSpec, ModelKind
 
-FORMAT_VERSION = 1  # torchrs.io.FORMAT_VERSION (kept equal; torchrs.io is not imported here)
 # Largest TF-vs-torch difference a verified conversion accepts: float32 matmuls summed in another
 # order differ by a few ulps (~1e-7 here); a wrong config (mask, activation) differs by >= 1e-3.
 VERIFY_TOLERANCE = 1e-5
+
+
+class ForwardCheck(str, Enum):
+    """What became of the TF-vs-torchrs forward comparison (``summary.forward_check`` in ``torchrs.json``)."""
+
+    COMPARED = "compared"
+    NOTHING_TO_COMPARE = "no part has sample inputs or a traced TF function"
+    SKIPPED_NO_TENSORFLOW = "skipped: TensorFlow is not installed"
+    NOT_REQUESTED = "not run (--no-verify)"
 
 
 @dataclass(frozen=True)
@@ -30,6 +46,7 @@ class ConversionResult:
         tensors_checked: tensors re-read and compared exactly after writing.
         max_abs_diff: per part, TF vs torchrs on sample inputs (empty when not run).
         notes: remarks (assumptions, next steps).
+        forward_check: whether the forward comparison ran (:class:`ForwardCheck`).
     """
 
     source: str
@@ -43,9 +60,10 @@ class ConversionResult:
     max_abs_diff: dict[str, float] = field(default_factory=dict)
     skipped_reasons: dict[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    forward_check: ForwardCheck = ForwardCheck.NOT_REQUESTED
 
     def as_json(self) -> dict[str, Any]:
-        return dict(self.__dict__, notes=list(self.notes))
+        return dict(self.__dict__, notes=list(self.notes), forward_check=self.forward_check.value)
 
 
 def default_out_dir(fmt: formats.SourceFormat) -> Path:
@@ -99,9 +117,9 @@ def convert(
     out = Path(out_dir) if out_dir is not None else default_out_dir(fmt)
     writer.check_output_dir(out, overwrite)
     if fmt.kind == formats.CHECKPOINT:
-        plan = readers.plan_checkpoint(fmt, strict=strict)
+        plan = planning.plan_checkpoint(fmt, strict=strict)
     else:
-        plan = readers.plan_saved_model(fmt, strict=strict, vocab_overrides=vocab)
+        plan = planning.plan_saved_model(fmt, strict=strict, vocab_overrides=vocab)
     target = writer.AtomicDirectory(out, overwrite)
     try:
         weights_file = target.path / writer.WEIGHTS_FILE
@@ -111,57 +129,36 @@ def convert(
             metadata={"format": "pt", "source": fmt.path},
             progress=progress,
         )
-        checked = verify.check_tensors(weights_file, plan) if run_verify else 0
+        checked = _tensor_check(weights_file, plan) if run_verify else 0
         counts = {
-            s: sum(1 for e in plan.report if e.status == s)
-            for s in ("converted", "skipped", "unsupported")
+            s.value: sum(1 for e in plan.report if e.status is s)
+            for s in (Status.CONVERTED, Status.SKIPPED, Status.UNSUPPORTED)
         }
         reasons: dict[str, int] = {}
         for entry in plan.report:
-            if entry.status == "skipped" and entry.reason:
+            if entry.status is Status.SKIPPED and entry.reason:
                 reasons[entry.reason] = reasons.get(entry.reason, 0) + 1
         summary: dict[str, Any] = {
             **counts,
             "tensors": len(plan.tensors),
             "skipped_reasons": reasons,
         }
-        config = {
-            "format": "torchrs",
-            "format_version": FORMAT_VERSION,
-            "model_kind": plan.model_kind,
-            "architecture": plan.architecture,
-            "source": {"path": fmt.path, "format": fmt.kind},
-            "versions": versions(),
-            "summary": summary,
-            "notes": plan.notes,
-        }
-        writer.write_json(target.path / writer.CONFIG_FILE, config)
-        writer.write_json(
-            target.path / writer.REPORT_FILE, {"entries": [e.as_json() for e in plan.report]}
-        )
+        config = CheckpointSpec(
+            ModelKind(plan.model_kind),
+            plan.architecture,
+            source={"path": fmt.path, "format": fmt.kind},
+            versions=versions(),
+            summary=summary,
+        ).to_json()
+        config["notes"] = plan.notes  # the forward check may add notes; written again after it
         diffs: dict[str, float] = {}
-        if run_verify:
-            try:
-                diffs = verify.forward_differences(target.path, plan)
-            except ConversionError:
-                raise
-            except Exception as err:  # the TF side could not be called: say so, keep the output
-                plan.notes.append(f"forward check skipped: {type(err).__name__}: {err}")
-            bad = {
-                k: v
-                for k, v in diffs.items()
-                if v > (0 if k.endswith("ids_mismatch") else VERIFY_TOLERANCE)
-            }
-            if bad:
-                raise ConversionError(
-                    f"Verification failed: the converted model differs from TF on sample inputs "
-                    f"({bad}). Nothing was written. A tf.saved_model.save export does not store "
-                    "layer configs (lookup mask/OOV settings, activations); re-export with "
-                    "model.save(dir, save_format='tf') or model.save('model.keras')."
-                )
+        forward = ForwardCheck.NOT_REQUESTED
+        _write_records(target.path, config, plan, forward)
+        if run_verify:  # torchrs.load reads the directory just written
+            diffs, forward = _forward_check(target.path, plan)
             if diffs:
                 summary["max_abs_diff"] = diffs
-                writer.write_json(target.path / writer.CONFIG_FILE, config)
+            _write_records(target.path, config, plan, forward)
         target.commit()
     except BaseException:
         target.abort()
@@ -181,4 +178,72 @@ def convert(
         max_abs_diff=diffs,
         skipped_reasons=reasons,
         notes=tuple(plan.notes),
+        forward_check=forward,
     )
+
+
+def _write_records(
+    directory: Path, config: dict[str, Any], plan: Plan, forward: ForwardCheck
+) -> None:
+    """``torchrs.json`` and ``report.json``, both saying what became of the forward comparison."""
+    config["summary"]["forward_check"] = forward.value
+    writer.write_json(directory / writer.CONFIG_FILE, config)
+    writer.write_json(
+        directory / writer.REPORT_FILE,
+        {"entries": [e.as_json() for e in plan.report], "forward_check": forward.value},
+    )
+
+
+def _tensor_check(weights_file: Path, plan: Plan) -> int:
+    """Check 1: every written tensor re-read and compared exactly with its source."""
+    try:
+        return verify.check_tensors(weights_file, plan)
+    except VerificationError:
+        raise
+    except (
+        Exception
+    ) as err:  # a truncated file, an unreadable source: the check failed, never skipped
+        raise VerificationError(VerificationCheck.TENSORS, _describe(err)) from err
+
+
+def _forward_check(out_dir: Path, plan: Plan) -> tuple[dict[str, float], ForwardCheck]:
+    """Checks 2 and 3: ``torchrs.load`` rebuilds the written directory, then TF and torchrs agree on samples.
+
+    Only a missing TensorFlow skips the comparison (the caller records it); any other failure raises.
+
+    Raises:
+        VerificationError: the module cannot be built, the TF side or the torch side fails on the samples,
+            or they differ by more than ``VERIFY_TOLERANCE`` (top-K ids: by any id).
+    """
+    try:
+        module = verify.build_module(out_dir)
+    except Exception as err:
+        raise VerificationError(VerificationCheck.BUILD, _describe(err)) from err
+    try:
+        diffs = verify.forward_differences(module, plan)
+    except TensorFlowNotInstalledError:
+        plan.notes.append(f"forward check skipped: {ForwardCheck.SKIPPED_NO_TENSORFLOW.value}")
+        return {}, ForwardCheck.SKIPPED_NO_TENSORFLOW
+    except Exception as err:
+        raise VerificationError(VerificationCheck.FORWARD, _describe(err)) from err
+    bad = {
+        k: v
+        for k, v in diffs.items()
+        if v > (0 if k.endswith("ids_mismatch") else VERIFY_TOLERANCE)
+    }
+    if bad:
+        raise VerificationError(
+            VerificationCheck.FORWARD,
+            f"the converted model differs from TF on sample inputs ({bad}). A tf.saved_model.save "
+            "export does not store layer configs (lookup mask/OOV settings, activations); re-export "
+            "with model.save(dir, save_format='tf') or model.save('model.keras')",
+        )
+    return diffs, ForwardCheck.COMPARED if diffs else ForwardCheck.NOTHING_TO_COMPARE
+
+
+def _describe(err: BaseException) -> str:
+    """One line: the exception's type and the first line of its message."""
+    first = str(err).splitlines()[0] if str(err) else ""
+    if isinstance(err, ConversionError):  # already says what is wrong
+        return first
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__

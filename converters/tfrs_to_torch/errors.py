@@ -1,6 +1,8 @@
-"""The one exception type the converter raises for a user's mistake (the CLI prints it, no traceback)."""
+"""The exceptions the converter raises for a user's mistake or a failed check (the CLI prints them, no traceback)."""
 
 from __future__ import annotations
+
+from enum import Enum
 
 
 class ConversionError(ValueError):
@@ -23,3 +25,38 @@ class UnsupportedLayerError(ConversionError):
             "torchrs cannot rebuild it; pass --no-strict to convert the rest and list it in "
             "report.json, or rewrite that part in torchrs and use load_weights(module, MODEL_DIR)."
         )
+
+
+class TensorFlowNotInstalledError(ConversionError):
+    """TensorFlow (with tf_keras) cannot be imported: the one reason the forward comparison may be skipped."""
+
+    def __init__(self, missing: str) -> None:
+        self.missing = missing
+        super().__init__(
+            f"TensorFlow is not installed (cannot import {missing!r}). Install the [tf] extra: "
+            "pip install -e '.[tf]' (or make setup)."
+        )
+
+
+class VerificationCheck(str, Enum):
+    """The checks every conversion runs before its output is renamed into place, in order."""
+
+    TENSORS = "re-reading the written tensors"
+    BUILD = "building the module with torchrs.load"
+    FORWARD = "the TF forward comparison"
+
+
+class VerificationError(ConversionError):
+    """A verification check failed: nothing was renamed into place.
+
+    Attributes:
+        check: the :class:`VerificationCheck` that failed.
+
+    >>> str(VerificationError(VerificationCheck.BUILD, "KeyError: 'weight'"))
+    "Verification failed (building the module with torchrs.load): KeyError: 'weight'. Nothing was written."
+    """
+
+    def __init__(self, check: VerificationCheck, detail: str) -> None:
+        self.check = check
+        detail = detail.rstrip(".")
+        super().__init__(f"Verification failed ({check.value}): {detail}. Nothing was written.")

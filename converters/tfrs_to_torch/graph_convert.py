@@ -29,6 +29,7 @@ from converters.tfrs_to_torch.tf_env import import_tf, versions
 from torchrs.graph.ir import Graph
 from torchrs.graph.module import Signature, TranslatedSavedModel
 from torchrs.graph.storage import GRAPH_KIND, encode, load_graph_model
+from torchrs.io.spec import FORMAT_VERSION
 
 __all__ = ["FLOAT_ATOL", "FLOAT_RTOL", "GraphConversion", "convert_graph", "emit_python"]
 
@@ -41,7 +42,6 @@ FLOAT_ATOL = 1e-6
 SAMPLE_ROWS = 16
 #: A token no vocabulary holds: checks the OOV path of every lookup.
 UNKNOWN_TOKEN = b"\x00torchrs-unknown-token"
-FORMAT_VERSION = 1
 
 
 class GraphConversion(dict):  # type: ignore[type-arg]
@@ -221,6 +221,7 @@ def convert_graph(
         tables_spec[path] = {"keys": f"table/{path}/keys", "values": f"table/{path}/values"}
     arrays, strings = encode(values)
     architecture = {
+        "class_name": "TranslatedSavedModel",
         "kind": GRAPH_KIND,
         "signatures": {k: g.to_json() for k, g in translation.signatures.items()},
         "tables": tables_spec,

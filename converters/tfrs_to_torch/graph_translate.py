@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from converters.tfrs_to_torch import tf_format
 from converters.tfrs_to_torch.errors import ConversionError
 from converters.tfrs_to_torch.tf_env import import_tf
 from torchrs.graph.ir import INTERNAL_DTYPES, Graph, Node, Output, Ref, TensorSpec
@@ -29,8 +30,6 @@ from torchrs.graph.ops import DTYPES, OPS
 
 __all__ = ["GraphTranslationError", "Translation", "translate_saved_model"]
 
-#: Suffix of a variable's checkpoint key after its object path.
-VARIABLE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 #: Ops that call a function of the library: inlined.
 CALL_OPS = frozenset({"StatefulPartitionedCall", "PartitionedCall"})
 #: TF's control-flow ops and the allow-listed node they become.
@@ -41,23 +40,9 @@ ALIAS_OPS = frozenset(
 )
 #: Ops with no data effect (control dependencies only).
 DROPPED_OPS = frozenset({"NoOp"})
-#: Keras's tracking lists: aliases of a layer's variables, never the name a parameter gets.
-TRACKING_NAMES = frozenset(
-    {
-        "variables",
-        "trainable_variables",
-        "non_trainable_variables",
-        "regularization_losses",
-        "keras_api",
-        "layers",
-        "metrics",
-        "layer_regularization_losses",
-        "layer_metrics",
-        "signatures",
-        "_self_tracked_trackables",
-        "submodules",
-    }
-)
+#: Keras's tracking lists (aliases of a layer's variables, never the name a parameter gets), as the
+#: structural reader knows them, plus tf.Module's ``submodules``.
+TRACKING_NAMES = tf_format.TRACKING_NAMES | {"submodules"}
 _ANY_LAYER = re.compile(r"layer-(\d+)")
 #: Paths remembered per object of the object graph (the shortest few are enough to choose from).
 MAX_PATHS = 8

@@ -30,16 +30,11 @@ import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
-from converters.tfrs_to_torch import formats, readers, rules
+from converters.tfrs_to_torch import formats, rules, tf_format
 from converters.tfrs_to_torch.errors import ConversionError
+from converters.tfrs_to_torch.plan import VariableRole, variable_role
 from torchrs.io import structural_parameter_keys
 
-# TF variable attribute -> (torch attribute, transposed); the structural twin of rules.RULES.
-ATTRIBUTE_RULES = {
-    "embeddings": ("weight", False),
-    "kernel": ("weight", True),
-    "bias": ("bias", False),
-}
 _WEIGHTED_LAYER = re.compile(r"layer_with_weights-(\d+)")
 _ANY_LAYER = re.compile(r"layer-(\d+)")
 
@@ -81,11 +76,11 @@ def _structural_key(path: str) -> tuple[str, bool] | None:
     parts = path.split("/")
     out = []
     for part in parts[:-1]:
-        if part in readers.TRACKING_NAMES or _ANY_LAYER.fullmatch(part):
+        if part in tf_format.TRACKING_NAMES or _ANY_LAYER.fullmatch(part):
             return None  # an alias path: the layer_with_weights-N path is used instead
         found = _WEIGHTED_LAYER.fullmatch(part)
         out.append(f"#{found.group(1)}" if found else part)
-    leaf, transpose = ATTRIBUTE_RULES.get(parts[-1], (parts[-1], False))
+    leaf, transpose = rules.attribute_rule(parts[-1]) or (parts[-1], False)
     out.append(leaf)
     return ".".join(out), transpose
 
@@ -100,7 +95,7 @@ def _tensor_getter(handle: Any, name: str) -> Callable[[], np.ndarray]:
 
 
 def _variable_getter(reader: Any, key: str) -> Callable[[], np.ndarray]:
-    return lambda: readers.read_tensor(reader, key)
+    return lambda: tf_format.read_tensor(reader, key)
 
 
 def _tf_sources(model_dir: str | os.PathLike[str]) -> list[_Source]:
@@ -133,10 +128,12 @@ def _tf_sources(model_dir: str | os.PathLike[str]) -> list[_Source]:
             f"load_weights reads TF checkpoints and SavedModels; {model_dir} is a {fmt.kind}. "
             "Convert it first (python -m converters.tfrs_to_torch) or save it with save_weights."
         )
-    reader = readers.open_checkpoint(fmt.checkpoint_prefix)
+    reader = tf_format.open_checkpoint(fmt.checkpoint_prefix)
     shapes = reader.get_variable_to_shape_map()
     sources = []
-    for key, var_paths in readers.variable_paths(readers.checkpoint_object_graph(reader)).items():
+    for key, var_paths in tf_format.variable_paths(
+        tf_format.checkpoint_object_graph(reader)
+    ).items():
         for path in var_paths:
             found = _structural_key(path)
             if found is not None:
@@ -193,7 +190,7 @@ def _gru_sources(sources: list[_Source]) -> list[_Source]:
 
 
 def _ignorable(path: str) -> bool:
-    return readers._skip_reason(path) != "not used by the rebuilt module"
+    return variable_role(path) is not VariableRole.MODEL
 
 
 def load_weights(

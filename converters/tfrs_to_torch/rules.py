@@ -46,6 +46,9 @@ RULES: tuple[Rule, ...] = (
     Rule("Normalization", r"mean", "adapt_mean", False),
     Rule("Normalization", r"variance", "adapt_variance", False),
     Rule("Normalization", r"count", "count", False),
+    # tf.keras.layers.LayerNormalization: gamma / beta are torchrs's weight / bias, same layout.
+    Rule("LayerNormalization", r"gamma", "weight", False),
+    Rule("LayerNormalization", r"beta", "bias", False),
 )
 
 # Layers without variables that torchrs rebuilds from their config alone.
@@ -77,6 +80,20 @@ CONFIG_LAYERS = frozenset({"Discretization", "Hashing"})
 LOOKUP_LAYERS = frozenset({"StringLookup", "IntegerLookup"})
 
 
+# Layers a plain tf.saved_model.save export (which keeps no class names) is recognised by, from the variables it
+# holds. Their config is then Keras's defaults: reported as inferred, and checked by the forward comparison.
+CLASSES_BY_VARIABLES: dict[frozenset[str], str] = {
+    frozenset({"gamma", "beta"}): "LayerNormalization",
+    frozenset({"gamma"}): "LayerNormalization",  # center=False
+    frozenset({"beta"}): "LayerNormalization",  # scale=False
+}
+
+
+def has_rules(class_name: str) -> bool:
+    """Whether :data:`RULES` maps the variables of ``class_name`` (its layers convert generically)."""
+    return any(rule.class_name == class_name for rule in RULES)
+
+
 def match(class_name: str, relative_path: str) -> tuple[str, bool] | None:
     """``(torch_name, transpose)`` for a variable of a layer, or None when no rule applies.
 
@@ -102,9 +119,25 @@ def match(class_name: str, relative_path: str) -> tuple[str, bool] | None:
     return None
 
 
-def classes_with_rules() -> frozenset[str]:
-    """The layer classes that have at least one rule."""
-    return frozenset(rule.class_name for rule in RULES)
+# Variables mapped by structure alone (``load_weights``, parity's weight copy), where the layer class is not
+# known: a variable attribute takes the rule of the Keras layer that owns it.
+ATTRIBUTE_CLASSES = {
+    "embeddings": "Embedding",
+    "kernel": "Dense",
+    "bias": "Dense",
+    "gamma": "LayerNormalization",
+    "beta": "LayerNormalization",
+}
+
+
+def attribute_rule(attribute: str) -> tuple[str, bool] | None:
+    """``(torch attribute, transpose)`` of a Keras variable attribute, from :data:`RULES`; None if unknown.
+
+    >>> attribute_rule("kernel"), attribute_rule("embeddings"), attribute_rule("moving_mean")
+    (('weight', True), ('weight', False), None)
+    """
+    owner = ATTRIBUTE_CLASSES.get(attribute)
+    return None if owner is None else match(owner, attribute)
 
 
 def apply_transpose(array: np.ndarray, transpose: bool) -> np.ndarray:
@@ -150,6 +183,26 @@ def keras_gru_to_torch(array: np.ndarray, units: int) -> np.ndarray:
     """
     if array.shape[-1] != 3 * units:
         raise ValueError(f"A GRU weight must end in 3 * units = {3 * units}; got {array.shape}.")
-    blocks = {g: array[..., i * units : (i + 1) * units] for i, g in enumerate(KERAS_GRU_GATES)}
-    ordered = np.concatenate([blocks[g] for g in TORCH_GRU_GATES], axis=-1)
-    return np.ascontiguousarray(ordered.T)
+    return np.ascontiguousarray(_reorder_gates(array, units, KERAS_GRU_GATES, TORCH_GRU_GATES).T)
+
+
+def torch_gru_to_keras(array: np.ndarray, units: int) -> np.ndarray:
+    """The inverse of :func:`keras_gru_to_torch`: torch gate rows (r, z, n) -> Keras gate columns (z, r, h).
+
+    >>> w = np.arange(6).reshape(1, 6)
+    >>> torch_gru_to_keras(keras_gru_to_torch(w, 2), 2).tolist()
+    [[0, 1, 2, 3, 4, 5]]
+    """
+    if array.shape[0] != 3 * units:
+        raise ValueError(
+            f"A torch GRU weight must start with 3 * units = {3 * units}; got {array.shape}."
+        )
+    return np.ascontiguousarray(_reorder_gates(array.T, units, TORCH_GRU_GATES, KERAS_GRU_GATES))
+
+
+def _reorder_gates(
+    array: np.ndarray, units: int, source: tuple[str, ...], target: tuple[str, ...]
+) -> np.ndarray:
+    """Gate blocks of the last axis, from ``source`` order to ``target`` order."""
+    blocks = {g: array[..., i * units : (i + 1) * units] for i, g in enumerate(source)}
+    return np.concatenate([blocks[g] for g in target], axis=-1)

@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from converters.tfrs_to_torch.errors import ConversionError
-from converters.tfrs_to_torch.readers import Plan
+from converters.tfrs_to_torch.errors import VerificationCheck, VerificationError
+from converters.tfrs_to_torch.plan import Plan
 from converters.tfrs_to_torch.writer import SAFETENSORS_DTYPES
+from torchrs.io.registry import is_index
 
 # Rows compared at a time when re-reading a written tensor (bounds the verification's extra memory).
 VERIFY_BLOCK_ROWS = 65536
@@ -60,7 +61,9 @@ class _WrittenTensors:
         count = (stop - start) * row_items
         values = np.fromfile(self._file, dtype=dtype, count=count)
         if values.size != count:
-            raise ConversionError(f"Verification: {name} is truncated in the written file.")
+            raise VerificationError(
+                VerificationCheck.TENSORS, f"{name} is truncated in the written file."
+            )
         return values.reshape((stop - start, *shape[1:]) if shape else ())
 
 
@@ -79,7 +82,7 @@ def check_tensors(weights_file: Path, plan: Plan) -> int:
         The number of tensors compared.
 
     Raises:
-        ConversionError: a tensor is missing or differs in shape, dtype or any value.
+        VerificationError: a tensor is missing or differs in shape, dtype or any value.
     """
     written = _WrittenTensors(weights_file)
     try:
@@ -93,11 +96,12 @@ def check_tensors(weights_file: Path, plan: Plan) -> int:
 def _check_tensor(written: _WrittenTensors, tensor: Any) -> None:
     name = tensor.torch_name
     if name not in written.entries:
-        raise ConversionError(f"Verification: {name} missing from the written file.")
+        raise VerificationError(VerificationCheck.TENSORS, f"{name} missing from the written file.")
     shape = written.shape(name)
     if shape != tuple(tensor.shape):
-        raise ConversionError(
-            f"Verification: {name} was written with shape {shape}, source is {tensor.shape}/{tensor.dtype}."
+        raise VerificationError(
+            VerificationCheck.TENSORS,
+            f"{name} was written with shape {shape}, source is {tensor.shape}/{tensor.dtype}.",
         )
     rows = shape[0] if shape else 0
     whole = np.asarray(tensor.load())
@@ -109,12 +113,15 @@ def _check_tensor(written: _WrittenTensors, tensor: Any) -> None:
             got, want = written.rows(name, start, stop), whole[start:stop]
         want = np.asarray(want)
         if got.dtype != want.dtype or got.shape != want.shape:
-            raise ConversionError(
-                f"Verification: {name} was written as {got.dtype}{list(got.shape)}, "
-                f"source is {want.dtype}{list(want.shape)}."
+            raise VerificationError(
+                VerificationCheck.TENSORS,
+                f"{name} was written as {got.dtype}{list(got.shape)}, "
+                f"source is {want.dtype}{list(want.shape)}.",
             )
         if not np.array_equal(got, want, equal_nan=got.dtype.kind == "f"):
-            raise ConversionError(f"Verification: {name} differs from {tensor.source}.")
+            raise VerificationError(
+                VerificationCheck.TENSORS, f"{name} differs from {tensor.source}."
+            )
 
 
 # Rows of the sample batch a tower is fed (its own sample values first, then random picks).
@@ -125,13 +132,12 @@ SAMPLE_OPEN_AXIS = 4
 SAMPLE_SEED = 0
 
 _TOWERS = ("Sequential", "Functional")
-_INDEXES = ("BruteForce", "Streaming")
 
 
 def _parts(spec: dict[str, Any], module: Any, path: str, prefix: str) -> list[tuple[Any, ...]]:
     """``(path, prefix, spec, module)`` of every tower and index to check."""
     cls = spec["class_name"]
-    if cls in _TOWERS or cls in _INDEXES:
+    if cls in _TOWERS or is_index(cls):
         return [(path, prefix, spec, module)]
     if cls == "Container":
         out: list[tuple[Any, ...]] = []
@@ -271,7 +277,14 @@ def _flatten_outputs(value: Any) -> list[np.ndarray]:
     return [np.asarray(value)]
 
 
-def forward_differences(out_dir: Path, plan: Plan) -> dict[str, float]:
+def build_module(out_dir: Path) -> Any:
+    """The written directory rebuilt by ``torchrs.load``, as a user will load it."""
+    import torchrs.io
+
+    return torchrs.io.load(out_dir)
+
+
+def forward_differences(module: Any, plan: Plan) -> dict[str, float]:
     """Runs TF and the reloaded torchrs module on sample inputs; max |difference| per part.
 
     Every tower (Sequential or functional, at the root or inside a ``tfrs.Model``) is fed sample
@@ -284,15 +297,12 @@ def forward_differences(out_dir: Path, plan: Plan) -> dict[str, float]:
     Returns:
         ``{part: max_abs_diff}`` (``"<index>/ids_mismatch"`` counts differing top-K ids).
     """
-    import torchrs.io
-
     if plan.probe is None:
         return {}
     probe: Callable[..., Any] = plan.probe
-    module = torchrs.io.load(out_dir)
     results: dict[str, float] = {}
     for path, prefix, spec, part in _parts(plan.architecture, module, "", ""):
-        label = path or ("<index>" if spec["class_name"] in _INDEXES else "<tower>")
+        label = path or ("<index>" if is_index(spec["class_name"]) else "<tower>")
         if spec["class_name"] in _TOWERS:
             inputs = _tower_inputs(path, spec, part, prefix, plan, None)
             if inputs is None:

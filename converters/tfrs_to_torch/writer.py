@@ -21,11 +21,18 @@ from typing import Any
 import numpy as np
 
 from converters.tfrs_to_torch.errors import ConversionError
-from converters.tfrs_to_torch.readers import TensorPlan
+from converters.tfrs_to_torch.plan import TensorPlan
+from torchrs.io.spec import CONFIG_FILE, REPORT_FILE, WEIGHTS_FILE  # defined once, by torchrs
 
-CONFIG_FILE = "torchrs.json"
-WEIGHTS_FILE = "model.safetensors"
-REPORT_FILE = "report.json"
+__all__ = [
+    "CONFIG_FILE",
+    "REPORT_FILE",
+    "WEIGHTS_FILE",
+    "AtomicDirectory",
+    "check_output_dir",
+    "write_json",
+    "write_safetensors",
+]
 # safetensors dtype codes for the NumPy dtypes a TF model holds.
 SAFETENSORS_DTYPES: dict[np.dtype, str] = {
     np.dtype("float64"): "F64",

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 import torchrs as trs
+from converters.tfrs_to_torch import rules
 from torchrs.preprocessing import StringLookup
 
 # example_generation_movielens.py defaults used by the tutorial.
@@ -169,30 +170,34 @@ def torch_parameters(model: TorchSequentialModel) -> dict[str, nn.Parameter]:
     }
 
 
-def _swap_first_gates(x: np.ndarray, units: int) -> np.ndarray:
-    # Keras gate blocks (z, r, h) <-> torch (r, z, n) along the last axis: swap the first two blocks.
-    return np.concatenate([x[..., units : 2 * units], x[..., :units], x[..., 2 * units :]], axis=-1)
-
-
 def keras_to_torch(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Keras GRU ``kernel`` [in, 3u], ``recurrent_kernel`` [u, 3u], ``bias`` [2, 3u] -> torch GRU tensors."""
+    """Keras GRU ``kernel`` [in, 3u], ``recurrent_kernel`` [u, 3u], ``bias`` [2, 3u] -> torch GRU tensors, by the
+    converter's rules (:func:`converters.tfrs_to_torch.rules.keras_gru_to_torch`: gates (z, r, h) -> (r, z, n))."""
     out = {k: v for k, v in weights.items() if not k.startswith("query.gru.")}
     units = weights["query.gru.recurrent_kernel"].shape[0]
-    out["query.gru.weight_ih"] = _swap_first_gates(weights["query.gru.kernel"], units).T
-    out["query.gru.weight_hh"] = _swap_first_gates(weights["query.gru.recurrent_kernel"], units).T
-    bias = _swap_first_gates(weights["query.gru.bias"], units)  # (2, 3u)
-    out["query.gru.bias_ih"], out["query.gru.bias_hh"] = bias[0], bias[1]
+    out["query.gru.weight_ih"] = rules.keras_gru_to_torch(weights["query.gru.kernel"], units)
+    out["query.gru.weight_hh"] = rules.keras_gru_to_torch(
+        weights["query.gru.recurrent_kernel"], units
+    )
+    bias = weights["query.gru.bias"]  # (2, 3u): input bias, recurrent bias (reset_after=True)
+    out["query.gru.bias_ih"] = rules.keras_gru_to_torch(bias[0], units)
+    out["query.gru.bias_hh"] = rules.keras_gru_to_torch(bias[1], units)
     return out
 
 
 def torch_to_keras(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The inverse of `keras_to_torch` (the gate swap is its own inverse)."""
+    """The inverse of `keras_to_torch` (:func:`converters.tfrs_to_torch.rules.torch_gru_to_keras`)."""
     out = {k: v for k, v in weights.items() if not k.startswith("query.gru.")}
     units = weights["query.gru.weight_hh"].shape[1]
-    out["query.gru.kernel"] = _swap_first_gates(weights["query.gru.weight_ih"].T, units)
-    out["query.gru.recurrent_kernel"] = _swap_first_gates(weights["query.gru.weight_hh"].T, units)
-    out["query.gru.bias"] = _swap_first_gates(
-        np.stack([weights["query.gru.bias_ih"], weights["query.gru.bias_hh"]]), units
+    out["query.gru.kernel"] = rules.torch_gru_to_keras(weights["query.gru.weight_ih"], units)
+    out["query.gru.recurrent_kernel"] = rules.torch_gru_to_keras(
+        weights["query.gru.weight_hh"], units
+    )
+    out["query.gru.bias"] = np.stack(
+        [
+            rules.torch_gru_to_keras(weights["query.gru.bias_ih"], units),
+            rules.torch_gru_to_keras(weights["query.gru.bias_hh"], units),
+        ]
     )
     return out
 

@@ -2,7 +2,7 @@
 
 The architecture entry of a ``model_kind == "graph"`` directory is::
 
-    {"kind": "graph", "signatures": {name: Graph JSON}, "tables": {TF path: {"keys": t, "values": t}},
+    {"class_name": "TranslatedSavedModel", "kind": "graph", "signatures": {name: Graph JSON}, "tables": {TF path: {"keys": t, "values": t}},
      "strings": {tensor name: shape}}
 
 Tensors live in ``model.safetensors`` under ``graph/<name>`` (variables by TF object path, constants

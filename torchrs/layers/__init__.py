@@ -15,6 +15,7 @@ _SUBMODULES = (
     "feature_interaction",
     "loss",
     "merging",
+    "normalization",
     "pooling",
     "recurrent",
     "reshaping",
@@ -32,6 +33,7 @@ _KERAS_LAYERS = {
     "Flatten": "reshaping",
     "Reshape": "reshaping",
     "GRU": "recurrent",
+    "LayerNormalization": "normalization",
     "GlobalAveragePooling1D": "pooling",
 }
 

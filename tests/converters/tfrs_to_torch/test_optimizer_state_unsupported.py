@@ -19,7 +19,7 @@ import pytest
 import torchrs
 from converters.tfrs_to_torch import load_weights
 from converters.tfrs_to_torch.cli import main
-from converters.tfrs_to_torch.optimizer_state import SUPPORTED
+from converters.tfrs_to_torch.optimizer_layouts import SUPPORTED
 from tests.converters.tfrs_to_torch.test_optimizer_state import (
     LR,
     batches,

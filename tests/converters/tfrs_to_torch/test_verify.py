@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from converters.tfrs_to_torch.readers import Plan
+from converters.tfrs_to_torch.plan import Plan
 from converters.tfrs_to_torch.verify import SAMPLE_BATCH, SAMPLE_OPEN_AXIS, SAMPLE_SEED, _sample
 from torchrs.layers.embedding import Embedding
 from torchrs.preprocessing import Normalization
@@ -70,7 +70,7 @@ def test_no_sample_fits(dtype: str) -> None:
 
 
 def _written(tmp_path, arrays: dict[str, np.ndarray]):
-    from converters.tfrs_to_torch.readers import TensorPlan
+    from converters.tfrs_to_torch.plan import TensorPlan
     from converters.tfrs_to_torch.writer import write_safetensors
 
     plan = Plan("weights", {})
@@ -131,13 +131,16 @@ def test_one_flipped_bit_anywhere_is_caught(
 
     path, plan = _written(tmp_path, _arrays())
     _corrupt(path, plan, name, flat_index)  # the first element, the last of the partial block, ...
-    with pytest.raises(ConversionError, match=rf"Verification: {name} differs from src/{name}"):
+    with pytest.raises(
+        ConversionError,
+        match=rf"Verification failed \(re-reading the written tensors\): {name} differs from src/{name}",
+    ):
         check_tensors(path, plan)
 
 
 def test_missing_or_reshaped_tensor_is_caught(tmp_path) -> None:
     from converters.tfrs_to_torch.errors import ConversionError
-    from converters.tfrs_to_torch.readers import TensorPlan
+    from converters.tfrs_to_torch.plan import TensorPlan
     from converters.tfrs_to_torch.verify import check_tensors
 
     path, plan = _written(tmp_path, {"a": np.zeros((2, 3), np.float32)})

@@ -12,7 +12,7 @@ from safetensors.numpy import load_file
 
 from converters.tfrs_to_torch import formats, rules
 from converters.tfrs_to_torch.errors import ConversionError
-from converters.tfrs_to_torch.readers import TensorPlan, _bytes_tensors
+from converters.tfrs_to_torch.plan import TensorPlan, bytes_tensors
 from converters.tfrs_to_torch.writer import AtomicDirectory, write_safetensors
 
 
@@ -25,7 +25,7 @@ def test_streamed_file_reads_back_with_safetensors(tmp_path) -> None:
     tensors = [
         _plan("w", rules.apply_transpose(kernel, True)),
         _plan("ids", np.array([7, 9], dtype=np.int64)),
-        *_bytes_tensors("vocab.", [b"a\nb", b"\xff", b""], "table"),
+        *bytes_tensors("vocab.", [b"a\nb", b"\xff", b""], "table"),
     ]
     write_safetensors(tmp_path / "m.safetensors", tensors, metadata={"format": "pt"})
     back = load_file(str(tmp_path / "m.safetensors"))

@@ -1,0 +1,170 @@
+"""Reading a TF export into a conversion :class:`~converters.tfrs_to_torch.plan.Plan`: the entry points.
+
+A ``.keras`` archive is loaded with tf_keras and re-saved as a Keras SavedModel in a temporary directory, then
+read as one; a TF checkpoint keeps its tensors under their object paths (no architecture).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from converters.tfrs_to_torch.errors import ConversionError
+from converters.tfrs_to_torch.formats import (
+    CHECKPOINT,
+    KERAS_ARCHIVE,
+    SourceFormat,
+)
+from converters.tfrs_to_torch.optimizer_state import plan_optimizer
+from converters.tfrs_to_torch.plan import (
+    Plan,
+    ReportEntry,
+    Status,
+    TensorPlan,
+    VariableRole,
+    variable_role,
+)
+from converters.tfrs_to_torch.tf_env import import_tf
+from converters.tfrs_to_torch.tf_format import (
+    ATTRIBUTES_SUFFIX,
+    VARIABLE_ATTRIBUTE,
+    SavedModelReader,
+    TFProbe,
+    checkpoint_object_graph,
+    open_checkpoint,
+    read_tensor,
+    strip_key,
+    variable_paths,
+)
+from converters.tfrs_to_torch.walker import Walker
+
+
+def plan_saved_model(
+    fmt: SourceFormat, strict: bool = True, vocab_overrides: dict[str, Path] | None = None
+) -> Plan:
+    """The conversion plan of a SavedModel / Keras SavedModel / ``.keras`` archive.
+
+    Args:
+        fmt: what :func:`~converters.tfrs_to_torch.formats.detect_format` found.
+        strict: raise on unsupported layers (else list them in the report).
+        vocab_overrides: layer path or name -> vocabulary file replacing the exported table.
+
+    Returns:
+        The :class:`Plan`.
+
+    Raises:
+        ConversionError: unreadable export, no recommender inside, unsupported layer (strict).
+    """
+    directory, label = fmt.path, fmt.path
+    cleanup: list[Any] = []
+    if fmt.kind == KERAS_ARCHIVE:
+        directory = _resave_keras_archive(fmt.path, cleanup)
+    if fmt.kind == CHECKPOINT:
+        raise ConversionError("plan_saved_model() takes a SavedModel; use plan_checkpoint().")
+    sm = SavedModelReader(directory, str(Path(directory) / "variables" / "variables"), label)
+    walker = Walker(sm, strict, vocab_overrides or {})
+    if not sm.is_layer(0) and walker.infer_class(0, "") != "BruteForce":
+        raise ConversionError(
+            f"{label} is a SavedModel of a {sm.identifier(0)!r} object, not a Keras / TFRS model "
+            "(no layers, towers or index inside). Export the TFRS model, tower or index instead."
+        )
+    spec = walker.describe(0, "", "")
+    assert spec is not None
+    plan = walker.plan
+    plan.architecture = spec
+    plan.model_kind = {"BruteForce": "index", "Streaming": "index", "Container": "model"}.get(
+        spec["class_name"], "tower"
+    )
+    for key in sm.shapes:
+        if key == "_CHECKPOINTABLE_OBJECT_GRAPH":
+            continue
+        entry = sm.claimed.get(key) or ReportEntry(
+            strip_key(key), Status.SKIPPED, reason=variable_role(key).value
+        )
+        plan.report.append(entry)
+    # A compiled Keras model saves its optimizer too (include_optimizer=True): slots for resuming.
+
+    plan_optimizer(
+        sm.reader,
+        checkpoint_object_graph(sm.reader),
+        plan,
+        strict=strict,
+        keras_config=(sm.meta.get(0) or {}).get("training_config"),
+    )
+    plan.probe = TFProbe(sm)
+    plan.cleanup = cleanup
+    return plan
+
+
+def _resave_keras_archive(path: str, cleanup: list[Any]) -> str:
+    tf = import_tf()
+    try:
+        # Compiled, so that the optimizer's variables (model.weights.h5) come along when present.
+        model = tf.keras.models.load_model(path)
+    except Exception:
+        try:  # a compile config tf_keras cannot rebuild (custom loss...): weights only
+            model = tf.keras.models.load_model(path, compile=False)
+        except Exception as err:
+            message = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ConversionError(f"tf_keras cannot load {path}: {message}") from None
+    tmp = tempfile.TemporaryDirectory(prefix="torchrs-keras-")
+    cleanup.append(tmp)
+    target = str(Path(tmp.name) / "model")
+    model.save(target, save_format="tf")
+    return target
+
+
+# -------------------------------------------------------------------------------------------
+# Checkpoints: variables by object path, no architecture.
+# -------------------------------------------------------------------------------------------
+
+
+def plan_checkpoint(fmt: SourceFormat, strict: bool = True) -> Plan:
+    """A checkpoint's variables under their object paths (``user_model/layer_with_weights-0/embeddings``).
+
+    Checkpoints hold neither layer classes nor (static) vocabularies, so tensors keep their TF
+    names and layout; ``load_weights(module, OUT_DIR)`` maps them onto a torchrs module.
+    """
+    assert fmt.checkpoint_prefix is not None
+    reader = open_checkpoint(fmt.checkpoint_prefix)
+    graph = checkpoint_object_graph(reader)
+    paths = variable_paths(graph)
+    shapes = reader.get_variable_to_shape_map()
+    dtypes = reader.get_variable_to_dtype_map()
+    plan = Plan("weights", {"class_name": "Weights", "layout": "tensorflow"})
+    for key in sorted(shapes):
+        if key == "_CHECKPOINTABLE_OBJECT_GRAPH":
+            continue
+        name = strip_key(key)
+        role = variable_role(name)
+        if not key.endswith(ATTRIBUTES_SUFFIX + VARIABLE_ATTRIBUTE):
+            plan.report.append(
+                ReportEntry(name, Status.SKIPPED, reason="table / non-variable state")
+            )
+            continue
+        if role is not VariableRole.MODEL:
+            plan.report.append(ReportEntry(name, Status.SKIPPED, reason=role.value))
+            continue
+        dtype = np.dtype(dtypes[key].as_numpy_dtype)
+        if dtype.kind == "O":
+            plan.report.append(ReportEntry(name, Status.SKIPPED, reason="string variable"))
+            continue
+        shape = tuple(int(d) for d in shapes[key])
+
+        def load(key: str = key) -> np.ndarray:
+            return read_tensor(reader, key)
+
+        plan.tensors.append(TensorPlan(name, name, shape, dtype, load))
+        plan.report.append(ReportEntry(name, Status.CONVERTED, name, shape=list(shape)))
+    plan.architecture["paths"] = {strip_key(k): v for k, v in paths.items()}
+
+    plan_optimizer(reader, graph, plan, strict=strict)
+    plan.notes.append(
+        "A TF checkpoint holds weights only: no layer classes and no vocabularies. Rebuild the "
+        "model in torchrs and call converters.tfrs_to_torch.load_weights(module, OUT_DIR); give "
+        "vocabularies with --vocab NAME=FILE or set them on the lookup layers."
+    )
+    return plan

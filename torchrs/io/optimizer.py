@@ -1,0 +1,189 @@
+"""Keras optimizer state of a converted checkpoint, loaded into a ``torchrs.optim`` optimizer, matched to the
+module's parameters by structure (:func:`structural_parameter_keys`, the way TF names checkpoint objects).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchrs.io.checkpoint import read_spec
+from torchrs.io.spec import CONFIG_FILE, OPTIMIZER_PREFIX, WEIGHTS_FILE
+
+__all__ = ["load_optimizer_state", "structural_parameter_keys"]
+
+
+def structural_parameter_keys(module: nn.Module) -> dict[str, str]:
+    """Structural key -> parameter name, the way TF names checkpoint objects.
+
+    Attribute names are kept; inside an ``nn.Sequential`` the children that own parameters are
+    numbered ``#0, #1, ...`` like Keras's ``layer_with_weights-N``.
+
+    Args:
+        module: any module.
+
+    Returns:
+        ``{structural key: parameter name}``.
+
+    >>> structural_parameter_keys(nn.Sequential(nn.ReLU(), nn.Linear(2, 1)))
+    {'#0.weight': '1.weight', '#0.bias': '1.bias'}
+    """
+    out: dict[str, str] = {}
+
+    def walk(mod: nn.Module, key_prefix: str, name_prefix: str) -> None:
+        for name, param in mod.named_parameters(recurse=False):
+            if param is not None:
+                out[key_prefix + name] = name_prefix + name
+        weighted = 0
+        for name, child in mod.named_children():
+            if isinstance(mod, nn.Sequential):
+                if not any(True for _ in child.parameters()):
+                    continue
+                key = f"#{weighted}"
+                weighted += 1
+            else:
+                key = name
+            walk(child, f"{key_prefix}{key}.", f"{name_prefix}{name}.")
+
+    walk(module, "", "")
+    return out
+
+
+def _check_lazy_momentum_embeddings(
+    optimizer: torch.optim.Optimizer, module: nn.Module, package: str, class_name: str
+) -> None:
+    """Legacy Keras momentum moves only the embedding rows a batch touched (TF's gradient of a gather is
+    sparse); a dense torch gradient cannot tell an untouched row from a zero gradient, so it would move every
+    row by its velocity and leave TF's trajectory."""
+    if package != "torchrs.optim.legacy" or class_name != "SGD":
+        return
+    if not any(group.get("momentum", 0.0) for group in optimizer.param_groups):
+        return
+    optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    dense = [
+        name
+        for name, layer in module.named_modules()
+        if isinstance(layer, nn.Embedding) and not layer.sparse and id(layer.weight) in optimized
+    ]
+    if dense:
+        raise ValueError(
+            f"Legacy Keras SGD with momentum updates embedding rows lazily, which needs sparse gradients, but "
+            f"these embeddings produce dense ones: {dense}. Set `.sparse = True` on them before training."
+        )
+
+
+def load_optimizer_state(
+    optimizer: torch.optim.Optimizer, module: nn.Module, directory: str | os.PathLike[str]
+) -> dict[str, list[str]]:
+    """Fills a ``torchrs.optim`` optimizer with the Keras optimizer state of a converted checkpoint.
+
+    The directory is what ``python -m converters.tfrs_to_torch CKPT --out DIR`` writes for a TF
+    checkpoint saved with its optimizer (``model.save_weights`` after ``fit``, or
+    ``tf.train.Checkpoint(model=model, optimizer=optimizer)``). Slots are stored in TF layout under
+    ``optimizer/<tf variable path>/<slot>`` and Keras's ``iterations`` under
+    ``optimizer/iterations``; they are matched to ``module``'s parameters by structure (as
+    ``converters.tfrs_to_torch.load_weights`` matches weights), Dense kernels transposed. Every
+    parameter gets ``state["step"] = iterations``, so the next step is Keras's step
+    ``iterations + 1``. Load the weights first (``load_weights(module, DIR)``).
+
+    Args:
+        optimizer: a ``torchrs.optim.Adagrad`` / ``Adam`` / ``SGD`` (``torchrs.optim.legacy.*`` for
+            ``tf.keras.optimizers.legacy`` state) over ``module``'s parameters, of the class
+            ``torchrs.json`` names (and the same ``amsgrad`` setting).
+        module: the torchrs model mirroring the TF model's attributes and layer order.
+        directory: the converted checkpoint directory.
+
+    Returns:
+        ``{parameter name: [slot names loaded]}``.
+
+    Raises:
+        ValueError: no optimizer state in the directory, another optimizer class, or a slot that
+            matches no parameter / a parameter without a slot / different shapes.
+    """
+    from safetensors import safe_open
+
+    root = Path(directory)
+    config_path = root / CONFIG_FILE
+    if not config_path.is_file():
+        raise ValueError(
+            f"directory={os.fspath(directory)!r} is not a torchrs checkpoint (no {CONFIG_FILE})."
+        )
+    spec = read_spec(root).architecture.get("optimizer")
+    if not spec:
+        raise ValueError(
+            f"{root} holds no optimizer state: convert a TF checkpoint saved with its optimizer "
+            "(tf.train.Checkpoint(model=..., optimizer=...) or model.save_weights after fit)."
+        )
+    expected, package = spec["class_name"], spec.get("module", "torchrs.optim")
+    # The class or an ancestor, from the same package: torchrs.optim.legacy.Adam is not torchrs.optim.Adam.
+    if not any(
+        cls.__name__ == expected and package in (cls.__module__, cls.__module__.rpartition(".")[0])
+        for cls in type(optimizer).__mro__
+    ):
+        raise ValueError(
+            f"optimizer is a {type(optimizer).__module__}.{type(optimizer).__name__} but the checkpoint "
+            f"holds {package}.{expected} state; build {package}.{expected}(module.parameters(), ...) "
+            "instead."
+        )
+    amsgrad = any(group.get("amsgrad", False) for group in optimizer.param_groups)
+    if expected == "Adam" and amsgrad != bool(spec.get("amsgrad")):
+        raise ValueError(
+            f"optimizer has amsgrad={amsgrad} but the Keras Adam had amsgrad={spec.get('amsgrad')}; "
+            "build the optimizer with the same setting."
+        )
+    _check_lazy_momentum_embeddings(optimizer, module, package, expected)
+    variables: dict[str, dict[str, Any]] = spec["variables"]
+    by_key = {entry["key"]: (path, entry) for path, entry in variables.items()}
+    targets = structural_parameter_keys(module)
+    roots = {key.split(".")[0] for key in by_key}
+    if len(roots) == 1 and not any(k.split(".")[0] in roots for k in targets):
+        strip = (
+            len(roots.pop()) + 1
+        )  # tf.train.Checkpoint(model=...) nests the model one level down
+        by_key = {key[strip:]: value for key, value in by_key.items()}
+    params = dict(module.named_parameters())
+    optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    missing = sorted(  # no variables at all: a slotless optimizer (legacy SGD with decay), iterations only
+        name
+        for key, name in targets.items()
+        if variables and key not in by_key and id(params[name]) in optimized
+    )
+    unexpected = sorted(path for key, (path, _) in by_key.items() if key not in targets)
+    if missing or unexpected:
+        raise ValueError(
+            f"Optimizer state does not match the module: parameters without a slot {missing}, "
+            f"slots without a parameter {unexpected}. The module must mirror the TF model's "
+            "attributes and layer order (as for load_weights)."
+        )
+    loaded: dict[str, list[str]] = {}
+    with safe_open(str(root / WEIGHTS_FILE), framework="pt") as handle:
+        iterations = int(handle.get_tensor(spec.get("prefix", OPTIMIZER_PREFIX) + "iterations"))
+        pending: list[tuple[nn.Parameter, dict[str, torch.Tensor]]] = []
+        for key, name in targets.items():
+            param = params[name]
+            if id(param) not in optimized:
+                continue
+            slotless: dict[str, Any] = {"slots": [], "transpose": False}  # iterations only
+            path, entry = by_key[key] if variables else (key, slotless)
+            slots: dict[str, torch.Tensor] = {}
+            for slot in entry["slots"]:
+                value = handle.get_tensor(f"{spec.get('prefix', OPTIMIZER_PREFIX)}{path}/{slot}")
+                if entry["transpose"]:
+                    value = value.T.contiguous()
+                if tuple(value.shape) != tuple(param.shape):
+                    raise ValueError(
+                        f"Slot {slot!r} of {path} has shape {tuple(value.shape)} (after transpose) "
+                        f"but parameter {name} has shape {tuple(param.shape)}."
+                    )
+                slots[slot] = value.to(device=param.device, dtype=param.dtype)
+            pending.append((param, slots))
+            loaded[name] = list(entry["slots"])
+    for param_tensor, slots in pending:
+        state = optimizer.state[param_tensor]
+        state.update(slots)
+        state["step"] = torch.tensor(iterations, dtype=torch.int64)
+    return loaded

@@ -1,0 +1,602 @@
+"""The layer kinds ``torchrs.load`` can rebuild: one :class:`LayerKind` per ``class_name`` of an architecture node.
+
+A kind declares the fields its node must carry (config entries with their JSON types, the shapes it sizes its
+parameters from, its child nodes) and the builder that turns a node into a module. :func:`validate` checks a whole
+architecture against these declarations before anything is built, so an unknown kind, a wrong type or a missing
+field is a :class:`~torchrs.io.spec.CheckpointFormatError` naming the node; nothing in the file is imported or
+executed (a kind is looked up in :data:`REGISTRY`, never by importing a name the file gives).
+
+Adding a layer kind: a builder here plus one :func:`register` call (and, on the converter side, the rule that maps
+its Keras variables, in ``converters/tfrs_to_torch/rules.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchrs.io.modules import Container, Functional, Tower
+from torchrs.io.spec import CheckpointFormatError, check_type, require
+from torchrs.io.tensors import INDEX_TENSORS, decode_tokens, tokens_as_str
+
+__all__ = [
+    "REGISTRY",
+    "Children",
+    "ConfigField",
+    "LayerKind",
+    "build_module",
+    "index_tensor_keys",
+    "is_index",
+    "register",
+    "validate",
+]
+
+Builder = Callable[[dict[str, Any], Mapping[str, torch.Tensor], str], nn.Module]
+NUMBER = (int, float)
+OPTIONAL_STR = (str, type(None))
+
+
+class Children(str, Enum):
+    """Where a node keeps its child nodes."""
+
+    NONE = "none"
+    LIST = "layers: a list of nodes (Sequential)"
+    GRAPH = "layers: nodes by name, plus nodes / inputs / outputs (Functional)"
+    NAMED = "children: nodes by attribute name (Container)"
+    QUERY = "query_model: one optional node (an index)"
+
+
+@dataclass(frozen=True)
+class ConfigField:
+    """One checked ``config`` entry: its JSON types and whether it must be there."""
+
+    name: str
+    types: type | tuple[type, ...]
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    """What a node of one ``class_name`` must carry, and how it is built.
+
+    Attributes:
+        class_name: the Keras / TFRS class name the converter writes.
+        build: ``(node, tensors, prefix) -> module`` (parameters created; values loaded afterwards).
+        config: checked config entries (others are passed to constructors taking the Keras config as keywords).
+        shapes: tensor shapes the builder sizes parameters from; ``shapes_any``: at least one of them.
+        children: where its child nodes are.
+    """
+
+    class_name: str
+    build: Builder
+    config: tuple[ConfigField, ...] = ()
+    shapes: tuple[str, ...] = ()
+    shapes_any: tuple[str, ...] = ()
+    children: Children = Children.NONE
+
+
+REGISTRY: dict[str, LayerKind] = {}
+
+
+def register(kind: LayerKind) -> LayerKind:
+    """Adds a kind to :data:`REGISTRY` (one per class name)."""
+    if kind.class_name in REGISTRY:
+        raise ValueError(f"Layer kind {kind.class_name!r} is registered twice.")
+    REGISTRY[kind.class_name] = kind
+    return kind
+
+
+# ------------------------------------------------------------------------------------------------ validation
+
+
+def validate(node: Any, where: str = "architecture") -> None:
+    """Checks an architecture node and everything below it against :data:`REGISTRY`.
+
+    Raises:
+        CheckpointFormatError: an unknown kind, a missing field or a field of the wrong type (named).
+
+    >>> validate({"class_name": "Dense", "config": {}, "shapes": {"weight": [2, 3]}})
+    >>> validate({"class_name": "Dense", "config": {"use_bias": "yes"}, "shapes": {"weight": [2, 3]}})
+    Traceback (most recent call last):
+    ...
+    torchrs.io.spec.CheckpointFormatError: torchrs.json: architecture.config.use_bias: expected bool, got str 'yes'. ...
+    """
+    check_type(node, dict, where)
+    cls = require(node, "class_name", str, where)
+    kind = REGISTRY.get(cls)
+    if kind is None:
+        raise CheckpointFormatError(
+            f"{where}.class_name",
+            f"torchrs.load cannot rebuild a {cls!r} layer (known kinds: {', '.join(sorted(REGISTRY))}); "
+            "this checkpoint needs a newer torchrs",
+        )
+    config = check_type(node.get("config") or {}, dict, f"{where}.config")
+    for item in kind.config:
+        if item.name in config:
+            check_type(config[item.name], item.types, f"{where}.config.{item.name}")
+        elif item.required:
+            raise CheckpointFormatError(f"{where}.config.{item.name}", "missing field")
+    shapes = check_type(node.get("shapes") or {}, dict, f"{where}.shapes")
+    for name, shape in shapes.items():
+        check_type(shape, list, f"{where}.shapes.{name}")
+        for i, dim in enumerate(shape):
+            check_type(dim, int, f"{where}.shapes.{name}[{i}]")
+    for name in kind.shapes:
+        if name not in shapes:
+            raise CheckpointFormatError(f"{where}.shapes.{name}", "missing field")
+    if kind.shapes_any and not any(name in shapes for name in kind.shapes_any):
+        raise CheckpointFormatError(f"{where}.shapes", f"needs one of {list(kind.shapes_any)}")
+    _validate_children(node, kind.children, where)
+
+
+def _validate_children(node: dict[str, Any], children: Children, where: str) -> None:
+    if children is Children.LIST:
+        for i, child in enumerate(require(node, "layers", list, where)):
+            validate(child, f"{where}.layers[{i}]")
+    elif children is Children.GRAPH:
+        layers = require(node, "layers", dict, where)
+        for key, child in layers.items():
+            validate(child, f"{where}.layers.{key}")
+        for i, call in enumerate(require(node, "nodes", list, where)):
+            call_where = f"{where}.nodes[{i}]"
+            check_type(call, dict, call_where)
+            if require(call, "layer", str, call_where) not in layers:
+                raise CheckpointFormatError(
+                    f"{call_where}.layer", f"calls {call['layer']!r}, not in layers"
+                )
+            require(call, "node_index", int, call_where)
+            require(call, "inbound", (list, dict), call_where)
+        require(node, "inputs", (list, dict), where)
+        require(node, "outputs", (list, dict), where)
+    elif children is Children.NAMED:
+        for name, child in require(node, "children", dict, where).items():
+            validate(child, f"{where}.children.{name}")
+    elif children is Children.QUERY:
+        if node.get("query_model") is not None:
+            validate(node["query_model"], f"{where}.query_model")
+        check_type(node.get("identifiers_dtype"), OPTIONAL_STR, f"{where}.identifiers_dtype")
+
+
+# ------------------------------------------------------------------------------------------------ building
+
+
+def build_module(
+    spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str = ""
+) -> nn.Module:
+    """Rebuilds the module described by an architecture node (tensors give sizes and index data).
+
+    Args:
+        spec: one node of ``torchrs.json["architecture"]`` (checked by :func:`validate` first).
+        tensors: every tensor of the checkpoint (read for shapes, and for index candidates).
+        prefix: the torch-name prefix of this node.
+
+    Returns:
+        The module, with its parameters created (values are loaded afterwards).
+
+    Raises:
+        CheckpointFormatError: a node this torchrs cannot rebuild, or a malformed one.
+    """
+    validate(spec, f"architecture.{prefix.rstrip('.')}" if prefix else "architecture")
+    return _build(spec, tensors, prefix)
+
+
+def _build(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+    return REGISTRY[spec["class_name"]].build(spec, tensors, prefix)
+
+
+def _config(spec: dict[str, Any]) -> dict[str, Any]:
+    return dict(spec.get("config") or {})
+
+
+def _activation(value: Any) -> Any:
+    if isinstance(value, dict):  # a serialised Keras activation
+        value = value.get("config", {}).get("name", value.get("class_name"))
+    return None if value in (None, "linear") else value
+
+
+def is_index(class_name: str) -> bool:
+    """Whether ``class_name`` is a retrieval index kind (BruteForce, Streaming): the one answer the loader, the
+    converter's verification and ``parity validate`` share.
+
+    >>> is_index("Streaming"), is_index("BruteForce"), is_index("Sequential"), is_index("Nope")
+    (True, True, False, False)
+    """
+    kind = REGISTRY.get(class_name)
+    return kind is not None and kind.children is Children.QUERY
+
+
+def index_tensor_keys(spec: dict[str, Any], prefix: str = "") -> set[str]:
+    """Tensors consumed by building (index data), not by ``load_state_dict``."""
+    if is_index(spec["class_name"]):
+        return {prefix + name for name in INDEX_TENSORS}
+    if spec["class_name"] == "Container":
+        return {
+            k
+            for name, child in spec["children"].items()
+            for k in index_tensor_keys(child, f"{prefix}{name}.")
+        }
+    return set()
+
+
+# -- containers and graphs
+
+
+def _sequential(
+    spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str
+) -> nn.Module:
+    return Tower(
+        *(_build(layer, tensors, f"{prefix}{i}.") for i, layer in enumerate(spec["layers"]))
+    )
+
+
+def _functional(
+    spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str
+) -> nn.Module:
+    layers = {
+        key: _build(layer, tensors, f"{prefix}layers.{key}.")
+        for key, layer in spec["layers"].items()
+    }
+    return Functional(layers, spec["nodes"], spec["inputs"], spec["outputs"])
+
+
+def _container(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+    container = Container()
+    for name, child in spec["children"].items():
+        container.add_module(name, _build(child, tensors, f"{prefix}{name}."))
+    return container
+
+
+register(LayerKind("Sequential", _sequential, children=Children.LIST))
+register(LayerKind("Functional", _functional, children=Children.GRAPH))
+register(LayerKind("Container", _container, children=Children.NAMED))
+
+
+# -- Keras graph layers (merging, reshaping, inference-time no-ops)
+
+
+def _merge(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+    from torchrs.layers.merging import Merge
+
+    return Merge(spec["class_name"])
+
+
+def _concatenate(
+    spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str
+) -> nn.Module:
+    from torchrs.layers.merging import Concatenate
+
+    return Concatenate(int(_config(spec).get("axis", -1)))
+
+
+def _dot(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+    from torchrs.layers.merging import Dot
+
+    config = _config(spec)
+    return Dot(config["axes"], normalize=bool(config.get("normalize", False)))
+
+
+def _flatten(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+    from torchrs.layers.reshaping import Flatten
+
+    return Flatten()
+
+
+def _reshape(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+    from torchrs.layers.reshaping import Reshape
+
+    return Reshape(_config(spec)["target_shape"])
+
+
+def _dropout(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+    return nn.Dropout(float(_config(spec).get("rate", 0.0)))
+
+
+def _global_average_pooling_1d(
+    spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str
+) -> nn.Module:
+    from torchrs.layers.pooling import GlobalAveragePooling1D
+
+    config = _config(spec)
+    return GlobalAveragePooling1D(
+        config.get("data_format", "channels_last"), bool(config.get("keepdims", False))
+    )
+
+
+for _name in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"):
+    register(LayerKind(_name, _merge))
+register(LayerKind("Concatenate", _concatenate, config=(ConfigField("axis", int),)))
+register(
+    LayerKind(
+        "Dot",
+        _dot,
+        config=(ConfigField("axes", (int, list), required=True), ConfigField("normalize", bool)),
+    )
+)
+register(LayerKind("Flatten", _flatten, config=(ConfigField("data_format", OPTIONAL_STR),)))
+register(LayerKind("Reshape", _reshape, config=(ConfigField("target_shape", list, required=True),)))
+register(LayerKind("Dropout", _dropout, config=(ConfigField("rate", NUMBER),)))
+register(
+    LayerKind(
+        "GlobalAveragePooling1D",
+        _global_average_pooling_1d,
+        config=(ConfigField("data_format", str), ConfigField("keepdims", bool)),
+    )
+)
+
+
+# -- preprocessing (the whole Keras config is the constructor's keywords)
+
+
+def _preprocessing(
+    spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str
+) -> nn.Module:
+    from torchrs import preprocessing
+
+    classes: dict[str, type[nn.Module]] = {
+        "StringLookup": preprocessing.StringLookup,
+        "IntegerLookup": preprocessing.IntegerLookup,
+        "Discretization": preprocessing.Discretization,
+        "Hashing": preprocessing.Hashing,
+        "TextVectorization": preprocessing.TextVectorization,
+    }
+    return classes[spec["class_name"]](**_config(spec))
+
+
+def _normalization(
+    spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str
+) -> nn.Module:
+    from torchrs.preprocessing import Normalization
+
+    config = _config(spec)
+    axis = config.pop("axis", -1)
+    if isinstance(axis, list):
+        axis = tuple(axis)
+    return Normalization(axis=axis, **config)
+
+
+for _name in ("StringLookup", "IntegerLookup", "Discretization", "Hashing", "TextVectorization"):
+    register(LayerKind(_name, _preprocessing))
+register(
+    LayerKind(
+        "Normalization", _normalization, config=(ConfigField("axis", (int, list, type(None))),)
+    )
+)
+
+
+# -- layers with weights
+
+
+def _embedding(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+    from torchrs.layers.embedding import Embedding
+
+    rows, cols = spec["shapes"]["weight"]
+    return Embedding(rows, cols, mask_zero=bool(_config(spec).get("mask_zero", False)))
+
+
+def _dense(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+    from torchrs.layers._keras_init import KerasDense
+
+    config = _config(spec)
+    out_features, in_features = spec["shapes"]["weight"]
+    return KerasDense(
+        out_features,
+        activation=_activation(config.get("activation")),
+        use_bias=bool(config.get("use_bias", True)),
+        input_dim=in_features,
+    )
+
+
+def _mlp(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+    from torchrs.layers.blocks import MLP
+
+    config = _config(spec)
+    return MLP(
+        [int(u) for u in config["units"]],
+        use_bias=bool(config.get("use_bias", True)),
+        activation=_activation(config.get("activation", "relu")),
+        final_activation=_activation(config.get("final_activation")),
+        input_dim=int(spec["shapes"]["_sublayers.0.weight"][1]),
+    )
+
+
+def _cross(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+    from torchrs.layers.feature_interaction import Cross
+
+    config, shapes = _config(spec), spec["shapes"]
+    weight = shapes.get("_dense.weight") or shapes.get("_dense_v.weight")
+    return Cross(
+        projection_dim=config.get("projection_dim"),
+        diag_scale=config.get("diag_scale", 0.0) or 0.0,
+        use_bias=bool(config.get("use_bias", True)),
+        preactivation=_activation(config.get("preactivation")),
+        input_dim=int(weight[0]),
+    )
+
+
+def _dot_interaction(
+    spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str
+) -> nn.Module:
+    from torchrs.layers.feature_interaction import DotInteraction
+
+    config = _config(spec)
+    return DotInteraction(
+        self_interaction=bool(config.get("self_interaction", False)),
+        skip_gather=bool(config.get("skip_gather", False)),
+    )
+
+
+def _gru(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+    from torchrs.layers.recurrent import GRU
+
+    config = _config(spec)
+    return GRU(
+        int(config["units"]),
+        input_dim=int(spec["shapes"]["gru.weight_ih_l0"][1]),
+        return_sequences=bool(config.get("return_sequences", False)),
+        zero_output_for_mask=bool(config.get("zero_output_for_mask", False)),
+    )
+
+
+ACTIVATION = (str, dict, type(None))
+register(
+    LayerKind("Embedding", _embedding, config=(ConfigField("mask_zero", bool),), shapes=("weight",))
+)
+register(
+    LayerKind(
+        "Dense",
+        _dense,
+        config=(ConfigField("activation", ACTIVATION), ConfigField("use_bias", bool)),
+        shapes=("weight",),
+    )
+)
+register(
+    LayerKind(
+        "MLP",
+        _mlp,
+        config=(
+            ConfigField("units", list, required=True),
+            ConfigField("use_bias", bool),
+            ConfigField("activation", ACTIVATION),
+            ConfigField("final_activation", ACTIVATION),
+        ),
+        shapes=("_sublayers.0.weight",),
+    )
+)
+register(
+    LayerKind(
+        "Cross",
+        _cross,
+        config=(
+            ConfigField("projection_dim", (int, type(None))),
+            ConfigField("diag_scale", (*NUMBER, type(None))),
+            ConfigField("use_bias", bool),
+            ConfigField("preactivation", ACTIVATION),
+        ),
+        shapes_any=("_dense.weight", "_dense_v.weight"),
+    )
+)
+register(
+    LayerKind(
+        "DotInteraction",
+        _dot_interaction,
+        config=(ConfigField("self_interaction", bool), ConfigField("skip_gather", bool)),
+    )
+)
+register(
+    LayerKind(
+        "GRU",
+        _gru,
+        config=(
+            ConfigField("units", int, required=True),
+            ConfigField("return_sequences", bool),
+            ConfigField("zero_output_for_mask", bool),
+        ),
+        shapes=("gru.weight_ih_l0",),
+    )
+)
+
+
+def _layer_normalization(
+    spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str
+) -> nn.Module:
+    from torchrs.layers.normalization import KERAS_EPSILON, LayerNormalization
+
+    config, shapes = _config(spec), spec.get("shapes") or {}
+    return LayerNormalization(
+        axis=config.get("axis", -1),
+        epsilon=float(config.get("epsilon", KERAS_EPSILON)),
+        center="bias"
+        in shapes,  # what the export holds decides (Keras: center=False keeps no beta)
+        scale="weight" in shapes,
+        input_dim=shapes.get("weight") or shapes.get("bias"),
+    )
+
+
+register(
+    LayerKind(
+        "LayerNormalization",
+        _layer_normalization,
+        config=(
+            ConfigField("axis", (int, list)),
+            ConfigField("epsilon", NUMBER),
+            ConfigField("center", bool),
+            ConfigField("scale", bool),
+        ),
+    )
+)
+
+
+# -- indexes
+
+
+def _identifiers(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> Any:
+    if spec.get("identifiers_dtype") == "string":
+        return tokens_as_str(decode_tokens(dict(tensors), f"{prefix}identifiers."))
+    if spec.get("identifiers_dtype") is not None:
+        return tensors[prefix + "identifiers"]
+    return None
+
+
+def _query_model(
+    spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str
+) -> nn.Module | None:
+    query = spec.get("query_model")
+    return None if query is None else _build(query, tensors, f"{prefix}query_model.")
+
+
+def _brute_force(
+    spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str
+) -> nn.Module:
+    from torchrs.layers.factorized_top_k import BruteForce
+
+    index = BruteForce(_query_model(spec, tensors, prefix), k=int(_config(spec).get("k", 10)))
+    identifiers = _identifiers(spec, tensors, prefix)
+    if identifiers is None:  # written by an older converter: identifiers always stored
+        identifiers = tensors[prefix + "identifiers"]
+    index.index(tensors[prefix + "candidates"], identifiers)
+    return index
+
+
+def _streaming(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+    """A ``Streaming`` index over the exported candidate batches (same batch boundaries as TF)."""
+    from torchrs.layers.factorized_top_k import Streaming
+
+    config = _config(spec)
+    candidates = tensors[prefix + "candidates"]  # (N, D)
+    sizes = [int(n) for n in tensors[prefix + "batch_sizes"].tolist()]
+    identifiers = _identifiers(spec, tensors, prefix)
+    batches: list[Any] = []
+    start = 0
+    for size in sizes:
+        rows = candidates[start : start + size]  # (n, D), a view
+        batches.append(rows if identifiers is None else (identifiers[start : start + size], rows))
+        start += size
+    index = Streaming(
+        _query_model(spec, tensors, prefix),
+        k=int(config.get("k", 10)),
+        handle_incomplete_batches=bool(config.get("handle_incomplete_batches", True)),
+        sorted_order=bool(config.get("sorted_order", True)),
+    )
+    return index.index_from_dataset(batches)
+
+
+register(
+    LayerKind("BruteForce", _brute_force, config=(ConfigField("k", int),), children=Children.QUERY)
+)
+register(
+    LayerKind(
+        "Streaming",
+        _streaming,
+        config=(
+            ConfigField("k", int),
+            ConfigField("handle_incomplete_batches", bool),
+            ConfigField("sorted_order", bool),
+        ),
+        children=Children.QUERY,
+    )
+)
