@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from torchrs import _safe_io
 from torchrs.functional.merging import MERGE_MODES
 from torchrs.layers.merging import Concatenate, Dot, Merge
 from torchrs.layers.pooling import GlobalAveragePooling1D
@@ -552,18 +553,19 @@ def load(directory: str | os.PathLike[str], map_location: str | torch.device = "
             f"{os.fspath(directory)!r} is not a torchrs checkpoint (no {CONFIG_FILE}). Convert a TF "
             "model first: python -m converters.tfrs_to_torch MODEL_DIR --out DIR."
         )
-    meta = json.loads(config_path.read_text(encoding="utf-8"))
+    # Hostile-input checks before anything is allocated (torchrs/_safe_io.py).
+    meta, weights, header = _safe_io.read_checkpoint_files(root, CONFIG_FILE, WEIGHTS_FILE)
     version = meta.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ValueError(
             f"{config_path} has format_version={version!r}; this torchrs reads up to {FORMAT_VERSION}. "
             "Upgrade torchrs."
         )
-    tensors = load_file(str(root / WEIGHTS_FILE), device=str(map_location))
+    tensors = load_file(str(weights), device=str(map_location))
     if meta["model_kind"] == "weights":
         return tensors
     spec = meta["architecture"]
-    module = build_module(spec, tensors)
+    module = _safe_io.build_checked(build_module, spec, tensors, header)
     index_data = _tensor_keys(spec)
     states = {
         k: v
@@ -701,7 +703,7 @@ def load_optimizer_state(
         raise ValueError(
             f"directory={os.fspath(directory)!r} is not a torchrs checkpoint (no {CONFIG_FILE})."
         )
-    meta = json.loads(config_path.read_text(encoding="utf-8"))
+    meta, weights, _ = _safe_io.read_checkpoint_files(root, CONFIG_FILE, WEIGHTS_FILE)
     spec = (meta.get("architecture") or {}).get("optimizer")
     if not spec:
         raise ValueError(
@@ -750,7 +752,7 @@ def load_optimizer_state(
             "attributes and layer order (as for load_weights)."
         )
     loaded: dict[str, list[str]] = {}
-    with safe_open(str(root / WEIGHTS_FILE), framework="pt") as handle:
+    with safe_open(str(weights), framework="pt") as handle:
         iterations = int(handle.get_tensor(spec.get("prefix", OPTIMIZER_PREFIX) + "iterations"))
         pending: list[tuple[nn.Parameter, dict[str, torch.Tensor]]] = []
         for key, name in targets.items():

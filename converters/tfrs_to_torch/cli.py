@@ -16,6 +16,8 @@ from typing import Any
 from converters.tfrs_to_torch.errors import ConversionError
 
 EXIT_USER_ERROR = 2  # argparse's status for bad usage; we use it for every user-facing error
+# A run ended by a signal exits 128 + the signal number, as shells report it (SIGTERM: 143).
+EXIT_SIGNAL_BASE = 128
 # Checkpoints with more tensors than this get a progress bar.
 PROGRESS_MIN_TENSORS = 1
 # ... or with more bytes than this (a large embedding table).
@@ -66,6 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--no-verify", dest="verify", action="store_false", help="skip verification"
+    )
+    parser.add_argument(
+        "--trust-model",
+        action="store_true",
+        help="run the export's functions even if they hold ops outside the pure allow-list "
+        "(file, network, py_func...); recorded in report.json. Only for models you trust",
+    )
+    parser.add_argument(
+        "--allow-nonfinite",
+        action="store_true",
+        help="convert NaN / inf source weights instead of failing (listed in report.json)",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="show TensorFlow's own logging (hidden by default)"
     )
     return parser
 
@@ -121,24 +137,36 @@ def summary_text(result: Any) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; returns the exit status (0 on success)."""
     args = build_parser().parse_args(argv)
-    try:
-        from converters.tfrs_to_torch.convert import convert, parse_vocab_flags
+    from converters.tfrs_to_torch import safety
 
-        result = convert(
-            args.model_dir,
-            args.out,
-            strict=args.strict,
-            overwrite=args.overwrite,
-            vocab=parse_vocab_flags(args.vocab),
-            run_verify=args.verify,
-            progress=_progress(args.json),
-        )
-    except ConversionError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("error: interrupted; nothing was written.", file=sys.stderr)
-        return EXIT_USER_ERROR
+    # issue 11: TF's native logging hidden unless --verbose; SIGTERM / SIGINT / SIGHUP clean up.
+    with safety.quiet_native_output(args.verbose), safety.raise_on_signals():
+        try:
+            from converters.tfrs_to_torch.convert import convert, parse_vocab_flags
+
+            result = convert(
+                args.model_dir,
+                args.out,
+                strict=args.strict,
+                overwrite=args.overwrite,
+                vocab=parse_vocab_flags(args.vocab),
+                run_verify=args.verify,
+                progress=_progress(args.json),
+                trust_model=args.trust_model,
+                allow_nonfinite=args.allow_nonfinite,
+            )
+        except ConversionError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        except safety.Interrupted as err:
+            print(f"error: interrupted by {err}; nothing was written.", file=sys.stderr)
+            return EXIT_SIGNAL_BASE + err.signum
+        except KeyboardInterrupt:
+            print("error: interrupted; nothing was written.", file=sys.stderr)
+            return EXIT_USER_ERROR
+        except OSError as err:  # a full disk, a file-size limit, a path too long...
+            print(f"error: {safety.describe_os_error(err)}", file=sys.stderr)
+            return EXIT_USER_ERROR
     if args.json:
         print(json.dumps(result.as_json(), indent=2))
     else:

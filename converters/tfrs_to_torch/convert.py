@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from converters.tfrs_to_torch import formats, readers, verify, writer
+from converters.tfrs_to_torch import formats, readers, safety, verify, writer
 from converters.tfrs_to_torch.errors import ConversionError
 from converters.tfrs_to_torch.tf_env import versions
 
@@ -64,6 +64,7 @@ def parse_vocab_flags(values: Iterable[str]) -> dict[str, Path]:
             raise ConversionError(f"--vocab expects NAME=FILE, got {value!r}.")
         if not Path(file).is_file():
             raise ConversionError(f"--vocab {name}: file {file!r} does not exist.")
+        safety.check_vocab_file(name, Path(file))  # issue 11: FIFO, unreadable, empty line...
         out[name] = Path(file)
     return out
 
@@ -77,6 +78,8 @@ def convert(
     vocab: dict[str, Path] | None = None,
     run_verify: bool = True,
     progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
+    trust_model: bool = False,
+    allow_nonfinite: bool = False,
 ) -> ConversionResult:
     """Converts a TFRS / Keras export into a torchrs checkpoint directory.
 
@@ -88,6 +91,8 @@ def convert(
         vocab: vocabulary files replacing exported ones, by layer name or object path.
         run_verify: after writing, re-read and compare every tensor, and run TF vs torchrs forward.
         progress: wrapper of the tensor iteration (a tqdm bar).
+        trust_model: run the export's functions even if they hold ops outside the pure allow-list.
+        allow_nonfinite: convert NaN / inf source weights (listed in ``report.json``) instead of failing.
 
     Returns:
         The :class:`ConversionResult`.
@@ -97,13 +102,19 @@ def convert(
     """
     fmt = formats.detect_format(model_dir)
     out = Path(out_dir) if out_dir is not None else default_out_dir(fmt)
+    # issue 11: source/--out relation, op allow-list, Keras class allow-list, declared sizes.
+    record = safety.preflight(fmt.kind, fmt.path, fmt.checkpoint_prefix, out, overwrite=overwrite,
+                              trust_model=trust_model, allow_nonfinite=allow_nonfinite)  # fmt: skip
     writer.check_output_dir(out, overwrite)
+    vocab = safety.VocabRequests(vocab or {})
     if fmt.kind == formats.CHECKPOINT:
         plan = readers.plan_checkpoint(fmt, strict=strict)
     else:
         plan = readers.plan_saved_model(fmt, strict=strict, vocab_overrides=vocab)
+    safety.watch_nonfinite(plan, record.nonfinite)
     target = writer.AtomicDirectory(out, overwrite)
     try:
+        safety.check_vocab_used(vocab, fmt.path)
         weights_file = target.path / writer.WEIGHTS_FILE
         writer.write_safetensors(
             weights_file,
@@ -111,6 +122,7 @@ def convert(
             metadata={"format": "pt", "source": fmt.path},
             progress=progress,
         )
+        safety.raise_on_nonfinite(record.nonfinite, allow_nonfinite)
         checked = verify.check_tensors(weights_file, plan) if run_verify else 0
         counts = {
             s: sum(1 for e in plan.report if e.status == s)
@@ -137,7 +149,8 @@ def convert(
         }
         writer.write_json(target.path / writer.CONFIG_FILE, config)
         writer.write_json(
-            target.path / writer.REPORT_FILE, {"entries": [e.as_json() for e in plan.report]}
+            target.path / writer.REPORT_FILE,
+            {"entries": [e.as_json() for e in plan.report], "safety": record.as_json()},
         )
         diffs: dict[str, float] = {}
         if run_verify:
@@ -147,11 +160,8 @@ def convert(
                 raise
             except Exception as err:  # the TF side could not be called: say so, keep the output
                 plan.notes.append(f"forward check skipped: {type(err).__name__}: {err}")
-            bad = {
-                k: v
-                for k, v in diffs.items()
-                if v > (0 if k.endswith("ids_mismatch") else VERIFY_TOLERANCE)
-            }
+            nonfinite_ok = allow_nonfinite and bool(record.nonfinite)  # a NaN never passes
+            bad = safety.verification_failures(diffs, VERIFY_TOLERANCE, nonfinite_ok, plan.notes)
             if bad:
                 raise ConversionError(
                     f"Verification failed: the converted model differs from TF on sample inputs "
