@@ -298,21 +298,21 @@ def _children(spec: Mapping[str, Any], prefix: str) -> Iterator[tuple[Any, str, 
     if cls == "Sequential":
         layers = spec.get("layers")
         if not isinstance(layers, list):
-            raise UnsafeCheckpointError(f"architecture node {prefix or '<root>'}: 'layers' is not a list")
+            raise UnsafeCheckpointError(f"torchrs.json: architecture node {prefix or '<root>'}: 'layers' is not a list")
         for i, layer in enumerate(layers):
             yield layer, f"{prefix}{i}.", f"{prefix}layers[{i}]"
     elif cls == "Functional":
         layers = spec.get("layers")
         if not isinstance(layers, dict) or not isinstance(spec.get("nodes"), list):
             raise UnsafeCheckpointError(
-                f"architecture node {prefix or '<root>'}: a Functional needs 'layers' (object) and 'nodes' (list)"
+                f"torchrs.json: architecture node {prefix or '<root>'}: a Functional needs 'layers' (object) and 'nodes' (list)"
             )
         for key, layer in layers.items():
             yield layer, f"{prefix}layers.{key}.", f"{prefix}layers.{key}"
     elif cls == "Container":
         children = spec.get("children")
         if not isinstance(children, dict):
-            raise UnsafeCheckpointError(f"architecture node {prefix or '<root>'}: 'children' is not an object")
+            raise UnsafeCheckpointError(f"torchrs.json: architecture node {prefix or '<root>'}: 'children' is not an object")
         for name, child in children.items():
             yield child, f"{prefix}{name}.", f"{prefix}{name}"
     elif cls in ("BruteForce", "Streaming") and spec.get("query_model") is not None:
@@ -392,14 +392,15 @@ def _config_parameters(spec: dict[str, Any], prefix: str) -> int:
         if not isinstance(units, list):
             raise UnsafeCheckpointError(f"torchrs.json: {where}.config.units is not a list.")
         total, previous = 0, dim("_sublayers.0.weight", 1)
+        bias = 1 if config.get("use_bias", True) else 0
         for i, value in enumerate(units):
             width = _int(value, f"{where}.config.units[{i}]")
-            total += width * previous + width
+            total += width * (previous + bias)
             previous = width
         return total
     if cls == "GRU":
         units = _int(config.get("units"), f"{where}.config.units")
-        return 3 * units * (dim("gru.weight_ih_l0", 1) + units + 2)
+        return 3 * units * (dim("gru.weight_ih_l0", 1) + units)  # weights only: biases vary
     if cls == "Cross" and config.get("projection_dim") is not None:
         weight = shapes.get("_dense.weight") or shapes.get("_dense_v.weight") or [0]
         return 2 * _int(config["projection_dim"], f"{where}.config.projection_dim") * _int(

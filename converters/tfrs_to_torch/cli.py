@@ -96,7 +96,8 @@ def _progress(quiet: bool) -> Any:
             return items
         from tqdm import tqdm
 
-        return tqdm(items, desc="writing tensors", unit="tensor", file=sys.stderr)
+        # disable=None: no bar when stderr is not a terminal (logs, pipes): a failure stays one line.
+        return tqdm(items, desc="writing tensors", unit="tensor", file=sys.stderr, disable=None)
 
     return wrap
 

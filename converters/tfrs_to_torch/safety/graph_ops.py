@@ -80,6 +80,9 @@ SAFE_STATEFUL_OPS = frozenset(
         "Unique",
     }
 )
+# Op families that compute in memory but are declared stateful: cuDNN RNN kernels (Keras GRU/LSTM
+# trace a GPU branch next to the CPU one), stateless-seeded and counter-based random numbers.
+SAFE_OP_PREFIXES = ("CudnnRNN", "StatelessRandom", "RngReadAndSkip", "RngBitGenerator")
 # In-memory tf.data transformations (what Dataset.from_tensor_slices(...).batch().map() saves as).
 SAFE_DATASET_OPS = frozenset(
     {
@@ -169,7 +172,7 @@ def op_allowed(op: str, registry: Any = None) -> bool:
     >>> op_allowed("MatMul"), op_allowed("WriteFile"), op_allowed("ReadFile"), op_allowed("HashTableV2")
     (True, False, False, True)
     """
-    if op in SAFE_STATEFUL_OPS or op in SAFE_DATASET_OPS:
+    if op in SAFE_STATEFUL_OPS or op in SAFE_DATASET_OPS or op.startswith(SAFE_OP_PREFIXES):
         return True
     if DENIED_PATTERN.search(op):
         return False

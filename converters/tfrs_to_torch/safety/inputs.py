@@ -68,7 +68,7 @@ def check_checkpoint_sizes(prefix: str) -> None:
             raise ConversionError(
                 f"{prefix}: variable {key.split('/.ATTRIBUTES')[0]!r} declares {size} bytes "
                 f"({dtype.name}{list(shape)}) but the data files hold {stored}; the checkpoint is "
-                "forged or truncated. Re-export the model."
+                "truncated, corrupted or forged. Re-export the model."
             )
         total += size
     if total > memory_limit():

@@ -113,3 +113,25 @@ def verification_failures(
             continue
         bad[part] = value
     return bad
+
+
+def max_abs_difference(expected: Any, got: Any) -> float:
+    """``max |expected - got|`` where a NaN never compares as close.
+
+    Where both sides hold NaN at the same position (an average over an all-masked sequence gives
+    0 / 0 in Keras and in torchrs alike), or the same infinity, the two agree there; a NaN or an
+    infinity on one side only makes the result NaN / inf, which fails any tolerance.
+
+    >>> max_abs_difference(np.array([1.0, np.nan]), np.array([1.5, np.nan]))
+    0.5
+    >>> max_abs_difference(np.array([1.0, np.nan]), np.array([1.0, 2.0]))
+    nan
+    """
+    e, g = np.asarray(expected, dtype=np.float64), np.asarray(got, dtype=np.float64)
+    e, g = np.broadcast_arrays(e, g)
+    nan_e, nan_g = np.isnan(e), np.isnan(g)
+    if not np.array_equal(nan_e, nan_g):
+        return math.nan
+    with np.errstate(invalid="ignore"):
+        diff = np.where(nan_e | (e == g), 0.0, np.abs(e - g))
+    return float(diff.max()) if diff.size else 0.0
