@@ -298,7 +298,9 @@ def _children(spec: Mapping[str, Any], prefix: str) -> Iterator[tuple[Any, str, 
     if cls == "Sequential":
         layers = spec.get("layers")
         if not isinstance(layers, list):
-            raise UnsafeCheckpointError(f"torchrs.json: architecture node {prefix or '<root>'}: 'layers' is not a list")
+            raise UnsafeCheckpointError(
+                f"torchrs.json: architecture node {prefix or '<root>'}: 'layers' is not a list"
+            )
         for i, layer in enumerate(layers):
             yield layer, f"{prefix}{i}.", f"{prefix}layers[{i}]"
     elif cls == "Functional":
@@ -312,7 +314,9 @@ def _children(spec: Mapping[str, Any], prefix: str) -> Iterator[tuple[Any, str, 
     elif cls == "Container":
         children = spec.get("children")
         if not isinstance(children, dict):
-            raise UnsafeCheckpointError(f"torchrs.json: architecture node {prefix or '<root>'}: 'children' is not an object")
+            raise UnsafeCheckpointError(
+                f"torchrs.json: architecture node {prefix or '<root>'}: 'children' is not an object"
+            )
         for name, child in children.items():
             yield child, f"{prefix}{name}.", f"{prefix}{name}"
     elif cls in ("BruteForce", "Streaming") and spec.get("query_model") is not None:
@@ -372,7 +376,9 @@ def _check_node(spec: Any, header: Mapping[str, HeaderEntry], prefix: str, store
 
 def _int(value: Any, where: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise UnsafeCheckpointError(f"torchrs.json: {where} is {value!r}, not a non-negative integer.")
+        raise UnsafeCheckpointError(
+            f"torchrs.json: {where} is {value!r}, not a non-negative integer."
+        )
     return value
 
 
@@ -384,7 +390,9 @@ def _config_parameters(spec: dict[str, Any], prefix: str) -> int:
     def dim(key: str, axis: int) -> int:
         shape = shapes.get(key)
         if not isinstance(shape, list) or len(shape) <= axis:
-            raise UnsafeCheckpointError(f"torchrs.json: {where} ({cls}) declares no shape for {key}.")
+            raise UnsafeCheckpointError(
+                f"torchrs.json: {where} ({cls}) declares no shape for {key}."
+            )
         return _int(shape[axis], f"{where}.shapes.{key}")
 
     if cls == "MLP":
@@ -403,8 +411,10 @@ def _config_parameters(spec: dict[str, Any], prefix: str) -> int:
         return 3 * units * (dim("gru.weight_ih_l0", 1) + units)  # weights only: biases vary
     if cls == "Cross" and config.get("projection_dim") is not None:
         weight = shapes.get("_dense.weight") or shapes.get("_dense_v.weight") or [0]
-        return 2 * _int(config["projection_dim"], f"{where}.config.projection_dim") * _int(
-            weight[0], f"{where}.shapes"
+        return (
+            2
+            * _int(config["projection_dim"], f"{where}.config.projection_dim")
+            * _int(weight[0], f"{where}.shapes")
         )
     return 0
 
@@ -452,7 +462,9 @@ def check_module_dtypes(state: Mapping[str, Any], header: Mapping[str, HeaderEnt
         entry = header.get(name)
         if entry is None:
             continue  # load_state_dict(strict=True) reports it as missing
-        want = "f" if value.is_floating_point() else "b" if str(value.dtype) == "torch.bool" else "i"
+        want = (
+            "f" if value.is_floating_point() else "b" if str(value.dtype) == "torch.bool" else "i"
+        )
         if entry.kind != want:
             raise UnsafeCheckpointError(
                 f"model.safetensors stores {name} as {entry.dtype}, but the module needs "
@@ -465,7 +477,9 @@ def check_config_files(root: Path, names: tuple[str, ...]) -> dict[str, Path]:
     return {name: regular_file_inside(root, name) for name in names}
 
 
-def read_checkpoint_files(root: Path, config_file: str, weights_file: str) -> tuple[dict[str, Any], Path, dict[str, HeaderEntry]]:
+def read_checkpoint_files(
+    root: Path, config_file: str, weights_file: str
+) -> tuple[dict[str, Any], Path, dict[str, HeaderEntry]]:
     """``torchrs.json`` (bounded, checked) and the checked header of ``model.safetensors``.
 
     Returns:
@@ -489,7 +503,9 @@ def read_checkpoint_files(root: Path, config_file: str, weights_file: str) -> tu
     return meta, weights, header
 
 
-def build_checked(build: Any, spec: dict[str, Any], tensors: Mapping[str, Any], header: Mapping[str, HeaderEntry]) -> Any:
+def build_checked(
+    build: Any, spec: dict[str, Any], tensors: Mapping[str, Any], header: Mapping[str, HeaderEntry]
+) -> Any:
     """``build(spec, tensors)`` with malformed-config errors turned into :class:`UnsafeCheckpointError`."""
     check_token_offsets(tensors)
     try:

@@ -123,7 +123,9 @@ def tree_snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
     out: dict[str, tuple[int, bytes]] = {}
     if not root.exists() and not root.is_symlink():
         return out
-    entries = [root] + sorted(root.rglob("*")) if root.is_dir() and not root.is_symlink() else [root]
+    entries = (
+        [root, *sorted(root.rglob("*"))] if root.is_dir() and not root.is_symlink() else [root]
+    )
     for entry in entries:
         info = entry.lstat()
         if entry.is_symlink():

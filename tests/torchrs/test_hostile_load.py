@@ -74,11 +74,30 @@ class TestMalformedConfig:
             [1, 2, 3],  # not an object
             {"format_version": 1},  # no model_kind
             {"format_version": 1, "model_kind": "tower"},  # no architecture
-            {"format_version": 1, "model_kind": "tower", "architecture": {"class_name": "Sequential", "layers": 3}},
-            {"format_version": 1, "model_kind": "tower", "architecture": {"class_name": "Embedding"}},
-            {"format_version": 1, "model_kind": "tower", "architecture": {"class_name": "Dense", "config": []}},
+            {
+                "format_version": 1,
+                "model_kind": "tower",
+                "architecture": {"class_name": "Sequential", "layers": 3},
+            },
+            {
+                "format_version": 1,
+                "model_kind": "tower",
+                "architecture": {"class_name": "Embedding"},
+            },
+            {
+                "format_version": 1,
+                "model_kind": "tower",
+                "architecture": {"class_name": "Dense", "config": []},
+            },
         ],
-        ids=["list", "no-kind", "no-architecture", "layers-not-list", "no-shapes", "config-not-object"],
+        ids=[
+            "list",
+            "no-kind",
+            "no-architecture",
+            "layers-not-list",
+            "no-shapes",
+            "config-not-object",
+        ],
     )
     def test_malformed(self, ckpt: Path, payload: object) -> None:
         _write_config(ckpt, payload)
@@ -110,7 +129,11 @@ class TestDeclaredSizes:
     def test_config_units_larger_than_stored(self, ckpt: Path) -> None:
         payload = _config(ckpt)
         payload["architecture"]["layers"].append(
-            {"class_name": "MLP", "config": {"units": [10**6, 10**6]}, "shapes": {"_sublayers.0.weight": [10**6, 2]}}
+            {
+                "class_name": "MLP",
+                "config": {"units": [10**6, 10**6]},
+                "shapes": {"_sublayers.0.weight": [10**6, 2]},
+            }
         )
         _write_config(ckpt, payload)
         with pytest.raises(UnsafeCheckpointError):
@@ -149,7 +172,9 @@ class TestDtypes:
             torchrs.io.load(ckpt)
 
     @pytest.mark.parametrize(
-        "offsets", [[0, 2, 1, 3], [0, 1, 2, 99], [1, 2, 3, 3]], ids=["decreasing", "past-end", "not-from-0"]
+        "offsets",
+        [[0, 2, 1, 3], [0, 1, 2, 99], [1, 2, 3, 3]],
+        ids=["decreasing", "past-end", "not-from-0"],
     )
     def test_bad_vocabulary_offsets(self, ckpt: Path, offsets: list[int]) -> None:
         _rewrite_tensors(ckpt, **{"0.token_offsets": torch.tensor(offsets, dtype=torch.int64)})

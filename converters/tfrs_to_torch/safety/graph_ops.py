@@ -222,7 +222,11 @@ def audit_functions(
                 continue
             refused.setdefault(op, []).append(name)
     for node in graph_nodes:
-        if node.op not in library and not op_allowed(node.op, registry) and node.op not in SAVER_OPS:
+        if (
+            node.op not in library
+            and not op_allowed(node.op, registry)
+            and node.op not in SAVER_OPS
+        ):
             refused.setdefault(node.op, []).append("<graph>")
     return refused
 
@@ -260,7 +264,8 @@ def audit_saved_model(directory: str | Path, trust_model: bool) -> OpAudit:
         checked += len(library)
     if refused and not trust_model:
         listed = ", ".join(
-            f"{op} (in {sorted(set(names))[0]})" for op, names in sorted(refused.items())[:MAX_LISTED]
+            f"{op} (in {sorted(set(names))[0]})"
+            for op, names in sorted(refused.items())[:MAX_LISTED]
         )
         raise ConversionError(
             f"{directory} holds ops that can act outside this process: {listed}. The converter "

@@ -190,7 +190,7 @@ def check_vocab_used(vocab: Iterable[str] | None, source: str) -> None:
     if not vocab:
         return
     asked = getattr(vocab, "asked", [])
-    used = getattr(vocab, "used", set())
+    used: set[str] = getattr(vocab, "used", set())
     unknown = [name for name in vocab if name not in used]
     if unknown:
         layers = ", ".join(asked) if asked else "none (a TF checkpoint holds no lookup layers)"

@@ -20,7 +20,6 @@ converter reads those configs itself; tf_keras never loads them).
 from __future__ import annotations
 
 import json
-import math
 import stat
 import zipfile
 from pathlib import Path
@@ -71,8 +70,10 @@ ALLOWED_CLASSES = frozenset(
 ALLOWED_MODULES = ("keras", "tf_keras", "tensorflow_recommenders")
 # Functions a config may reference by name ({"class_name": "function", "config": NAME}).
 FUNCTION_MODULES = ("keras.activations", "keras.losses", "keras.metrics", "keras.initializers")
-# Members tf_keras writes; anything else in an archive is ignored by tf_keras but still extracted.
+# Members tf_keras writes; anything else would be ignored by tf_keras but still extracted.
 ARCHIVE_FILES = ("metadata.json", "config.json", "model.weights.h5")
+# Layers with file assets (a lookup's vocabulary file) store them under this folder.
+ASSETS_PREFIX = "assets/"
 # tf_keras stores members uncompressed; a recompressed archive of float weights shrinks < 2x and
 # a constant table more, but no model's member expands 100x beyond its stored bytes: a zip bomb does.
 MAX_EXPANSION = 100
@@ -97,7 +98,8 @@ def _check_object(value: Any, where: str) -> None:
         cls = item.get("class_name")
         if cls is not None:
             _check_class(item, cls, path)
-        config = item.get("config") if isinstance(item.get("config"), dict) else {}
+        inner = item.get("config")
+        config: dict[str, Any] = inner if isinstance(inner, dict) else {}
         if cls in ("StringLookup", "IntegerLookup", "TextVectorization"):
             for key in ("vocabulary", "idf_weights"):
                 if isinstance(config.get(key), str):
@@ -151,21 +153,57 @@ def _bounded_json(data: bytes, what: str) -> Any:
         ) from None
 
 
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _layer_elements(cls: Any, config: dict[str, Any], width: int | None) -> tuple[int, int | None]:
+    """(weight elements at least, output width) of one layer config; ``width``: its input width."""
+    if cls == "Embedding":
+        rows, cols = _int(config.get("input_dim")), _int(config.get("output_dim"))
+        return (rows or 0) * (cols or 0), cols
+    if cls == "Dense":
+        units = _int(config.get("units")) or 0
+        return units * (width or 1), units
+    if cls == "InputLayer":
+        shape = config.get("batch_input_shape") or [None]
+        return 0, _int(shape[-1]) if isinstance(shape, list) and shape else None
+    return 0, None
+
+
 def _declared_weight_bytes(config: Any) -> int:
-    """Bytes of the Embedding tables a config declares (their size is in the config alone)."""
+    """Bytes of weights a config alone makes tf_keras allocate (a lower bound).
+
+    Embedding tables count in full; a Dense kernel counts ``units`` times the width of the layer
+    before it when that is known (inside a Sequential), else ``units``.
+    """
     total = 0
     stack = [config]
     while stack:
         item = stack.pop()
         if isinstance(item, list):
             stack.extend(item)
-        elif isinstance(item, dict):
-            inner = item.get("config")
-            if item.get("class_name") == "Embedding" and isinstance(inner, dict):
-                dims = (inner.get("input_dim"), inner.get("output_dim"))
-                if all(isinstance(d, int) and d >= 0 for d in dims):
-                    total += math.prod(dims) * DEFAULT_ITEMSIZE
+            continue
+        if not isinstance(item, dict):
+            continue
+        inner = item.get("config")
+        if not isinstance(inner, dict):
             stack.extend(item.values())
+            continue
+        cls = item.get("class_name")
+        if cls == "Sequential" and isinstance(inner.get("layers"), list):
+            width: int | None = None
+            for layer in inner["layers"]:
+                if isinstance(layer, dict) and isinstance(layer.get("config"), dict):
+                    elements, width = _layer_elements(
+                        layer.get("class_name"), layer["config"], width
+                    )
+                    total += elements * DEFAULT_ITEMSIZE
+                    if layer.get("class_name") not in ("Embedding", "Dense"):
+                        stack.append(layer)  # nested models and wrappers
+            continue
+        total += _layer_elements(cls, inner, None)[0] * DEFAULT_ITEMSIZE
+        stack.extend(inner.values())
     return total
 
 
@@ -191,6 +229,11 @@ def check_keras_archive(path: str | Path) -> None:
                 name = info.filename
                 if name.startswith("/") or ".." in name.split("/") or "\\" in name:
                     raise ConversionError(f"{archive}: member {name!r} points outside the archive.")
+                if name not in ARCHIVE_FILES and not name.startswith(ASSETS_PREFIX):
+                    raise ConversionError(
+                        f"{archive}: member {name!r} is not part of a tf_keras .keras file "
+                        f"({', '.join(ARCHIVE_FILES)}, {ASSETS_PREFIX}...); refusing to extract it."
+                    )
                 if stat.S_ISLNK(info.external_attr >> 16):
                     raise ConversionError(f"{archive}: member {name!r} is a symbolic link.")
                 limit = max(EXPANSION_FLOOR_BYTES, MAX_EXPANSION * info.compress_size)
@@ -225,7 +268,7 @@ def check_keras_archive(path: str | Path) -> None:
     stored = 0 if weights is None else weights.file_size
     if declared > stored:
         raise ConversionError(
-            f"{archive}: config.json declares {declared} bytes of Embedding tables but "
+            f"{archive}: config.json declares at least {declared} bytes of weights but "
             f"model.weights.h5 holds {stored} bytes; the archive is forged or truncated."
         )
     if declared > memory_limit():
@@ -273,5 +316,7 @@ def read_member_json(zf: zipfile.ZipFile, name: str) -> Any:
     with zf.open(info) as handle:
         value = _bounded_json(handle.read(MAX_JSON_BYTES + 1), f"{zf.filename}: {name}")
     if not isinstance(value, dict):
-        raise ConversionError(f"{zf.filename}: {name} is not a JSON object; the archive is corrupted.")
+        raise ConversionError(
+            f"{zf.filename}: {name} is not a JSON object; the archive is corrupted."
+        )
     return value

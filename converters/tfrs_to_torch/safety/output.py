@@ -159,14 +159,12 @@ def remove_stale_siblings(target: Path) -> list[Path]:
         The removed paths (each is also logged).
     """
     pattern = re.compile(rf"^\.{re.escape(target.name)}\.(tmp-[A-Za-z0-9_]{{8}}|old-\d+)$")
-    removed = []
+    removed: list[Path] = []
     if not target.parent.is_dir():
         return removed
     for entry in target.parent.iterdir():
         if pattern.match(entry.name) and entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry)
-            LOG.warning(
-                "note: removed %s, left by an interrupted conversion to %s", entry, target
-            )
+            LOG.warning("note: removed %s, left by an interrupted conversion to %s", entry, target)
     return removed

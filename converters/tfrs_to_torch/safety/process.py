@@ -71,7 +71,8 @@ def quiet_native_output(verbose: bool) -> Iterator[None]:
     if verbose:
         yield
         return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = QUIET_TF_LOG_LEVEL
+    old_level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = QUIET_TF_LOG_LEVEL  # read when TensorFlow is imported
     levels = {name: logging.getLogger(name).level for name in NOISY_LOGGERS}
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
@@ -84,8 +85,12 @@ def quiet_native_output(verbose: bool) -> Iterator[None]:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 2)
         os.close(devnull)
-        sys.stderr = open(  # noqa: SIM115 -- closed in finally
-            saved_fd, "w", buffering=1, encoding=old_stderr.encoding, errors="backslashreplace",
+        sys.stderr = open(  # closed in finally
+            saved_fd,
+            "w",
+            buffering=1,
+            encoding=old_stderr.encoding,
+            errors="backslashreplace",
             closefd=False,
         )
     try:
@@ -101,6 +106,10 @@ def quiet_native_output(verbose: bool) -> Iterator[None]:
             os.close(saved_fd)
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
+        if old_level is None:
+            os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+        else:
+            os.environ["TF_CPP_MIN_LOG_LEVEL"] = old_level
 
 
 def describe_os_error(err: OSError) -> str:

@@ -52,7 +52,9 @@ def _rewrite_config(archive: Path, target: Path, edit) -> Path:  # type: ignore[
 
 
 class TestSavedModelOps:
-    def test_file_writing_graph_is_refused_before_it_runs(self, evil, run_cli, tree, tmp_path) -> None:
+    def test_file_writing_graph_is_refused_before_it_runs(
+        self, evil, run_cli, tree, tmp_path
+    ) -> None:
         model, marker = evil
         run = run_cli(model, "--out", tmp_path / "out")
         run.one_error("WriteFile", "--trust-model")
@@ -122,7 +124,9 @@ class TestKerasConfigClasses:
         assert not marker.exists() and "hostile_layers" not in sys.modules
         assert tree.nothing_left(tmp_path / "out")
 
-    def test_standard_library_module_is_never_imported(self, exports, run_cli, tree, tmp_path) -> None:
+    def test_standard_library_module_is_never_imported(
+        self, exports, run_cli, tree, tmp_path
+    ) -> None:
         assert "this" not in sys.modules  # `import this` prints the Zen of Python
 
         def edit(config):  # type: ignore[no-untyped-def]
@@ -142,12 +146,18 @@ class TestKerasConfigClasses:
         archive = _rewrite_config(exports.tower_keras_archive, tmp_path / "m.keras", edit)
         run_cli(archive, "--out", tmp_path / "out").one_error("'Popen'", "'subprocess'")
 
-    def test_vocabulary_file_outside_the_archive_is_not_opened(self, exports, run_cli, tmp_path) -> None:
+    def test_vocabulary_file_outside_the_archive_is_not_opened(
+        self, exports, run_cli, tmp_path
+    ) -> None:
         outside = tmp_path / "ids.txt"
         outside.write_text("\n".join(str(i) for i in range(100, 130)) + "\n")
 
         def edit(config):  # type: ignore[no-untyped-def]
-            lookup = next(l for l in config["config"]["layers"] if l["class_name"] == "IntegerLookup")
+            lookup = next(
+                layer
+                for layer in config["config"]["layers"]
+                if layer["class_name"] == "IntegerLookup"
+            )
             lookup["config"]["vocabulary"] = str(outside)
 
         archive = _rewrite_config(exports.tower_keras_archive, tmp_path / "m.keras", edit)

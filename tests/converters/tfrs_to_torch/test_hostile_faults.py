@@ -58,15 +58,19 @@ def _spawn(*argv: object, limit_fsize: bool = False) -> subprocess.Popen[str]:
     )
 
 
-def _wait_for(process: subprocess.Popen[str], where: Path, pattern: str, exclude: set[Path]) -> Path:
+def _wait_for(
+    process: subprocess.Popen[str], where: Path, pattern: str, exclude: set[Path]
+) -> Path:
     deadline = time.monotonic() + PROCESS_TIMEOUT_S
     while time.monotonic() < deadline:
         found = [p for p in where.glob(pattern) if p not in exclude]
         if found:
             return found[0]
         if process.poll() is not None:
-            out, err = process.communicate()
-            pytest.fail(f"the converter ended ({process.returncode}) before {pattern} appeared: {err}")
+            _, err = process.communicate()
+            pytest.fail(
+                f"the converter ended ({process.returncode}) before {pattern} appeared: {err}"
+            )
         time.sleep(POLL_S)
     process.kill()
     pytest.fail(f"{pattern} never appeared")
@@ -111,7 +115,9 @@ class TestSignals:
 
 
 class TestConcurrentConversions:
-    def test_second_conversion_to_the_same_out_fails_at_once(self, big_checkpoint, tmp_path, run_cli) -> None:
+    def test_second_conversion_to_the_same_out_fails_at_once(
+        self, big_checkpoint, tmp_path, run_cli
+    ) -> None:
         out = tmp_path / "out"
         first = _spawn(big_checkpoint, "--out", out)
         _wait_for(first, tmp_path, ".out.tmp-*", set())
@@ -164,13 +170,17 @@ class TestVocabularyFlags:
 
     def test_fifo_vocab_file(self, exports, run_cli, tmp_path) -> None:
         os.mkfifo(tmp_path / "vocab.txt")
-        run = run_cli(exports.tower_keras, "--out", tmp_path / "out", "--vocab", f"x={tmp_path / 'vocab.txt'}")
+        run = run_cli(
+            exports.tower_keras, "--out", tmp_path / "out", "--vocab", f"x={tmp_path / 'vocab.txt'}"
+        )
         run.one_error("--vocab x")
 
     def test_unknown_layer_lists_the_lookup_layers(self, exports, run_cli, tree, tmp_path) -> None:
         vocab = tmp_path / "vocab.txt"
         vocab.write_text("\n".join(u.decode() for u in exports.users[:20]) + "\n")
-        run = run_cli(exports.tower_keras, "--out", tmp_path / "out", "--vocab", f"no_such_layer={vocab}")
+        run = run_cli(
+            exports.tower_keras, "--out", tmp_path / "out", "--vocab", f"no_such_layer={vocab}"
+        )
         run.one_error("--vocab no_such_layer", "Layers that take a vocabulary: ")
         assert tree.nothing_left(tmp_path / "out")
         listed = re.search(r"Layers that take a vocabulary: (.*)\.$", run.err_lines[0])

@@ -60,14 +60,20 @@ class TestComparisons:
         assert math.isnan(max_abs_difference(np.array([1.0, np.nan]), np.array([1.0, 1.0])))
         assert math.isnan(max_abs_difference(np.array([1.0, 1.0]), np.array([np.nan, 1.0])))
         assert max_abs_difference(np.array([np.inf]), np.array([1.0])) == math.inf
-        assert verification_failures({"t": math.nan}, 1e-5, False, []) == {"t": pytest.approx(math.nan, nan_ok=True)}
+        assert verification_failures({"t": math.nan}, 1e-5, False, []) == {
+            "t": pytest.approx(math.nan, nan_ok=True)
+        }
 
     def test_same_nan_on_both_sides_is_agreement(self) -> None:
         # Keras and torchrs both give 0 / 0 for an average over an all-masked sequence.
-        assert max_abs_difference(np.array([np.nan, 2.0]), np.array([np.nan, 2.0 + 1e-7])) == pytest.approx(1e-7)
+        assert max_abs_difference(
+            np.array([np.nan, 2.0]), np.array([np.nan, 2.0 + 1e-7])
+        ) == pytest.approx(1e-7)
         assert max_abs_difference(np.array([-np.inf]), np.array([-np.inf])) == 0.0
 
     def test_allowed_nonfinite_marks_the_part_unverified(self) -> None:
         notes: list[str] = []
-        bad = verification_failures({"idx/scores": math.nan, "idx/ids_mismatch": 3.0}, 1e-5, True, notes)
+        bad = verification_failures(
+            {"idx/scores": math.nan, "idx/ids_mismatch": 3.0}, 1e-5, True, notes
+        )
         assert bad == {} and len(notes) == 2 and all("not verified" in n for n in notes)

@@ -54,7 +54,9 @@ class TestOutRelativeToSource:
         run.one_error("symbolic link")
         assert tree.snapshot(workdir) == before and link.is_symlink()
 
-    def test_parent_reached_through_a_symlinked_model_path(self, workdir, run_cli, tree, tmp_path) -> None:
+    def test_parent_reached_through_a_symlinked_model_path(
+        self, workdir, run_cli, tree, tmp_path
+    ) -> None:
         alias = tmp_path / "alias"
         alias.symlink_to(workdir / "tower")
         before = tree.snapshot(workdir)
@@ -64,7 +66,9 @@ class TestOutRelativeToSource:
 
 
 class TestOverwrite:
-    def test_refuses_a_directory_that_is_not_a_conversion(self, workdir, run_cli, tree, tmp_path) -> None:
+    def test_refuses_a_directory_that_is_not_a_conversion(
+        self, workdir, run_cli, tree, tmp_path
+    ) -> None:
         other = tmp_path / "photos"
         other.mkdir()
         (other / "cat.jpg").write_bytes(b"\xff\xd8 not a model")
