@@ -67,12 +67,19 @@ def check_output(sources: Iterable[Path], out: Path, overwrite: bool) -> None:
         ConversionError: naming the problem and the fix.
     """
     name_max = _name_max(out.absolute().parent)
-    for part in out.absolute().parts:
-        if len(os.fsencode(part)) + SIBLING_EXTRA_CHARS > name_max:
+    parts = out.absolute().parts
+    for i, part in enumerate(parts):
+        extra = SIBLING_EXTRA_CHARS if i == len(parts) - 1 else 0  # the last one gets siblings
+        if len(os.fsencode(part)) + extra > name_max:
             raise ConversionError(
                 f"--out has a path component of {len(os.fsencode(part))} bytes ({part[:40]}...); "
-                f"this file system allows {name_max} per name, and the converter needs "
-                f"{SIBLING_EXTRA_CHARS} more for its temporary sibling. Choose a shorter --out."
+                f"this file system allows {name_max} per name"
+                + (
+                    f", and the converter needs {extra} more for its temporary sibling"
+                    if extra
+                    else ""
+                )
+                + ". Choose a shorter --out."
             )
     if out.is_symlink():
         raise ConversionError(

@@ -143,6 +143,11 @@ class TestFileSystemFaults:
         run_cli(exports.tower_keras, "--out", out).one_error("path component of 300 bytes")
         assert list(tmp_path.iterdir()) == []
 
+    def test_long_parent_name_is_fine(self, exports, run_cli, tmp_path) -> None:
+        parent = tmp_path / ("p" * 250)  # only --out's own name needs room for its siblings
+        parent.mkdir()
+        assert run_cli(exports.tower_keras, "--out", parent / "out").code == 0
+
     def test_symlinked_out(self, exports, run_cli, tree, tmp_path) -> None:
         target = tmp_path / "real"
         target.mkdir()
