@@ -50,15 +50,15 @@ def check_checkpoint_sizes(prefix: str) -> None:
     """Every tensor a TF checkpoint declares must fit in its data files and in the memory guard.
 
     Raises:
-        ConversionError: a declared tensor larger than the stored data (a forged index), or more
-            bytes in all than ``TORCHRS_MAX_LOAD_BYTES`` / the machine's memory.
+        ConversionError: a declared tensor larger than the stored data (a forged index), or one
+            larger than ``TORCHRS_MAX_LOAD_BYTES`` / the machine's memory.
     """
     from converters.tfrs_to_torch.readers import open_checkpoint
 
     reader = open_checkpoint(prefix)
     shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
     stored = sum(p.stat().st_size for p in Path(prefix).parent.glob(Path(prefix).name + ".data-*"))
-    total = 0
+    largest = 0
     for key, shape in shapes.items():
         dtype = dtypes[key]
         if dtype.name == "string":
@@ -70,11 +70,12 @@ def check_checkpoint_sizes(prefix: str) -> None:
                 f"({dtype.name}{list(shape)}) but the data files hold {stored}; the checkpoint is "
                 "truncated, corrupted or forged. Re-export the model."
             )
-        total += size
-    if total > memory_limit():
+        largest = max(largest, size)
+    # The converter streams one tensor at a time: the largest one is what must fit in memory.
+    if largest > memory_limit():
         raise ConversionError(
-            f"{prefix} declares {total} bytes of variables, more than {memory_limit()} allowed "
-            f"(raise {MEMORY_GUARD_ENV} if this machine can hold them)."
+            f"{prefix} declares a {largest}-byte variable, more than the {memory_limit()} bytes "
+            f"allowed (raise {MEMORY_GUARD_ENV} if this machine can hold it)."
         )
 
 
