@@ -76,6 +76,13 @@ def _wait_for(
     pytest.fail(f"{pattern} never appeared")
 
 
+def _signal_while_writing(process: subprocess.Popen[str], signum: int) -> None:
+    """Freezes the converter (SIGSTOP) so that it is surely inside its write window, then signals it."""
+    process.send_signal(signal.SIGSTOP)
+    process.send_signal(signum)
+    process.send_signal(signal.SIGCONT)
+
+
 def _finish(process: subprocess.Popen[str]) -> tuple[int, list[str]]:
     _, err = process.communicate(timeout=PROCESS_TIMEOUT_S)
     return process.returncode, [line for line in err.splitlines() if line.strip()]
@@ -88,13 +95,13 @@ class TestSignals:
         out = tmp_path / "out"
         first = _spawn(big_checkpoint, "--out", out)
         stale = _wait_for(first, tmp_path, ".out.tmp-*", set())
-        first.kill()  # SIGKILL: nothing can clean up
+        _signal_while_writing(first, signal.SIGKILL)  # nothing can clean up
         first.wait(PROCESS_TIMEOUT_S)
         assert stale.exists()
 
         second = _spawn(big_checkpoint, "--out", out)
         _wait_for(second, tmp_path, ".out.tmp-*", {stale})
-        second.send_signal(signal.SIGTERM)
+        _signal_while_writing(second, signal.SIGTERM)
         code, lines = _finish(second)
         assert code == 128 + signal.SIGTERM, lines
         errors = [line for line in lines if line.startswith("error: ")]
@@ -107,7 +114,7 @@ class TestSignals:
         out = tmp_path / "out"
         process = _spawn(big_checkpoint, "--out", out)
         _wait_for(process, tmp_path, ".out.tmp-*", set())
-        process.send_signal(signal.SIGINT)
+        _signal_while_writing(process, signal.SIGINT)
         code, lines = _finish(process)
         assert code == 128 + signal.SIGINT and len(lines) == 1, lines
         assert lines[0].startswith("error: interrupted by SIGINT")
@@ -121,7 +128,11 @@ class TestConcurrentConversions:
         out = tmp_path / "out"
         first = _spawn(big_checkpoint, "--out", out)
         _wait_for(first, tmp_path, ".out.tmp-*", set())
-        run = run_cli(big_checkpoint, "--out", out)
+        first.send_signal(signal.SIGSTOP)  # frozen while it holds the lock: no race with its end
+        try:
+            run = run_cli(big_checkpoint, "--out", out)
+        finally:
+            first.send_signal(signal.SIGCONT)
         run.one_error("Another conversion", f"process {first.pid}")
         code, lines = _finish(first)
         assert code == 0, lines
