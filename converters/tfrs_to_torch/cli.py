@@ -20,6 +20,8 @@ from converters.tfrs_to_torch.errors import ConversionError, VerificationError
 EXIT_USER_ERROR = 2  # argparse's status for bad usage; we use it for every user-facing error
 # A verification check failed: the export read fine but its conversion did not prove equal (a converter bug).
 EXIT_VERIFICATION_FAILED = 3
+# A run ended by a signal exits 128 + the signal number, as shells report it (SIGTERM: 143).
+EXIT_SIGNAL_BASE = 128
 # Conversions writing more bytes than this get a progress bar (a large embedding table).
 PROGRESS_MIN_BYTES = 64 * 1024 * 1024
 
@@ -90,6 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="with graph translation: also write editable PyTorch source of the model to FILE",
     )
+    parser.add_argument(
+        "--trust-model",
+        action="store_true",
+        help="run the export's functions even if they hold ops outside the pure allow-list "
+        "(file, network, py_func...); recorded in report.json. Only for models you trust",
+    )
+    parser.add_argument(
+        "--allow-nonfinite",
+        action="store_true",
+        help="convert NaN / inf source weights instead of failing (listed in report.json)",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="show TensorFlow's own logging (hidden by default)"
+    )
     return parser
 
 
@@ -103,7 +119,8 @@ def _progress(quiet: bool) -> Any:
             return items
         from tqdm import tqdm
 
-        return tqdm(items, desc="writing tensors", unit="tensor", file=sys.stderr)
+        # disable=None: no bar when stderr is not a terminal (logs, pipes): a failure stays one line.
+        return tqdm(items, desc="writing tensors", unit="tensor", file=sys.stderr, disable=None)
 
     return wrap
 
@@ -148,41 +165,53 @@ def summary_text(result: Any) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; returns the exit status (0 on success)."""
     args = build_parser().parse_args(argv)
-    try:
-        from converters.tfrs_to_torch.convert import convert, parse_vocab_flags
+    from converters.tfrs_to_torch import safety
 
-        if args.graph == "always":
-            return _print_graph(_convert_graph(args), args.json)
+    # TF's native logging hidden unless --verbose; SIGTERM / SIGINT / SIGHUP clean up.
+    with safety.quiet_native_output(args.verbose), safety.raise_on_signals():
         try:
-            result = convert(
-                args.model_dir,
-                args.out,
-                strict=args.strict,
-                overwrite=args.overwrite,
-                vocab=parse_vocab_flags(args.vocab),
-                run_verify=args.verify,
-                progress=_progress(args.json),
-            )
+            from converters.tfrs_to_torch.convert import convert, parse_vocab_flags
+
+            if args.graph == "always":
+                return _print_graph(_convert_graph(args), args.json)
+            try:
+                result = convert(
+                    args.model_dir,
+                    args.out,
+                    strict=args.strict,
+                    overwrite=args.overwrite,
+                    vocab=parse_vocab_flags(args.vocab),
+                    run_verify=args.verify,
+                    progress=_progress(args.json),
+                    trust_model=args.trust_model,
+                    allow_nonfinite=args.allow_nonfinite,
+                )
+            except ConversionError as err:
+                if args.graph == "never" or not _fallback_to_graph(args, err):
+                    raise
+                # No Keras configs to rebuild layers from (or the layers rebuilt from defaults
+                # did not reproduce TF): the traced signatures are the contract.
+                print(
+                    f"note: layer-by-layer conversion is not possible ({_first_sentence(err)}); "
+                    "translating the exported signatures instead.",
+                    file=sys.stderr,
+                )
+                return _print_graph(_convert_graph(args), args.json)
+        except VerificationError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_VERIFICATION_FAILED
         except ConversionError as err:
-            if args.graph == "never" or not _plain_saved_model(args.model_dir):
-                raise
-            # No Keras configs to rebuild layers from (or the layers rebuilt from defaults did not
-            # reproduce TF): the traced signatures are the contract.
-            print(
-                f"note: layer-by-layer conversion is not possible ({_first_sentence(err)}); "
-                "translating the exported signatures instead.",
-                file=sys.stderr,
-            )
-            return _print_graph(_convert_graph(args), args.json)
-    except VerificationError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_VERIFICATION_FAILED
-    except ConversionError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("error: interrupted; nothing was written.", file=sys.stderr)
-        return EXIT_USER_ERROR
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        except safety.Interrupted as err:
+            print(f"error: interrupted by {err}; nothing was written.", file=sys.stderr)
+            return EXIT_SIGNAL_BASE + err.signum
+        except KeyboardInterrupt:
+            print("error: interrupted; nothing was written.", file=sys.stderr)
+            return EXIT_USER_ERROR
+        except OSError as err:  # a full disk, a file-size limit, a path too long...
+            print(f"error: {safety.describe_os_error(err)}", file=sys.stderr)
+            return EXIT_USER_ERROR
     if args.json:
         print(json.dumps(result.as_json(), indent=2))
     else:
@@ -190,14 +219,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _plain_saved_model(path: str) -> bool:
-    """A SavedModel written by ``tf.saved_model.save`` (no Keras metadata)."""
+def _fallback_to_graph(args: argparse.Namespace, err: ConversionError) -> bool:
+    """True for a SavedModel written by ``tf.saved_model.save`` (no Keras metadata): its traced
+    signatures can be translated instead. A safety refusal stays final: the same checks run again
+    here and raise it before anything else is said."""
     from converters.tfrs_to_torch import formats
 
     try:
-        return formats.detect_format(path).kind == formats.SAVED_MODEL
+        fmt = formats.detect_format(args.model_dir)
     except ConversionError:
         return False
+    if fmt.kind != formats.SAVED_MODEL:
+        return False
+    _preflight(args, fmt)
+    return True
+
+
+def _preflight(args: argparse.Namespace, fmt: Any) -> None:
+    """The safety checks of a conversion (source / --out, op allow-list, sizes), before TF runs."""
+    from pathlib import Path
+
+    from converters.tfrs_to_torch import safety
+    from converters.tfrs_to_torch.convert import default_out_dir
+
+    out = Path(args.out) if args.out is not None else default_out_dir(fmt)
+    safety.preflight(fmt.kind, fmt.path, fmt.checkpoint_prefix, out, overwrite=args.overwrite,
+                     trust_model=args.trust_model, allow_nonfinite=args.allow_nonfinite)  # fmt: skip
 
 
 def _first_sentence(err: BaseException) -> str:
@@ -218,6 +265,7 @@ def _convert_graph(args: argparse.Namespace) -> dict[str, Any]:
             f"--graph translates SavedModel signatures; {args.model_dir} is a {fmt.kind}."
         )
     out = Path(args.out) if args.out is not None else default_out_dir(fmt)
+    _preflight(args, fmt)  # the same checks as the layer-by-layer path, before TF loads anything
     return dict(
         convert_graph(
             fmt.path,

@@ -9,7 +9,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from converters.tfrs_to_torch import formats, planning, verify, writer
+from converters.tfrs_to_torch import formats, planning, safety, verify, writer
 from converters.tfrs_to_torch.errors import (
     ConversionError,
     TensorFlowNotInstalledError,
@@ -82,6 +82,7 @@ def parse_vocab_flags(values: Iterable[str]) -> dict[str, Path]:
             raise ConversionError(f"--vocab expects NAME=FILE, got {value!r}.")
         if not Path(file).is_file():
             raise ConversionError(f"--vocab {name}: file {file!r} does not exist.")
+        safety.check_vocab_file(name, Path(file))  # a FIFO, an unreadable file, an empty line...
         out[name] = Path(file)
     return out
 
@@ -95,6 +96,8 @@ def convert(
     vocab: dict[str, Path] | None = None,
     run_verify: bool = True,
     progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
+    trust_model: bool = False,
+    allow_nonfinite: bool = False,
 ) -> ConversionResult:
     """Converts a TFRS / Keras export into a torchrs checkpoint directory.
 
@@ -106,6 +109,8 @@ def convert(
         vocab: vocabulary files replacing exported ones, by layer name or object path.
         run_verify: after writing, re-read and compare every tensor, and run TF vs torchrs forward.
         progress: wrapper of the tensor iteration (a tqdm bar).
+        trust_model: run the export's functions even if they hold ops outside the pure allow-list.
+        allow_nonfinite: convert NaN / inf source weights (listed in ``report.json``) instead of failing.
 
     Returns:
         The :class:`ConversionResult`.
@@ -115,13 +120,19 @@ def convert(
     """
     fmt = formats.detect_format(model_dir)
     out = Path(out_dir) if out_dir is not None else default_out_dir(fmt)
+    # The source / --out relation, the op and Keras class allow-lists, declared sizes: before TF runs.
+    record = safety.preflight(fmt.kind, fmt.path, fmt.checkpoint_prefix, out, overwrite=overwrite,
+                              trust_model=trust_model, allow_nonfinite=allow_nonfinite)  # fmt: skip
     writer.check_output_dir(out, overwrite)
+    vocab = safety.VocabRequests(vocab or {})
     if fmt.kind == formats.CHECKPOINT:
         plan = planning.plan_checkpoint(fmt, strict=strict)
     else:
         plan = planning.plan_saved_model(fmt, strict=strict, vocab_overrides=vocab)
+    safety.watch_nonfinite(plan, record.nonfinite)
     target = writer.AtomicDirectory(out, overwrite)
     try:
+        safety.check_vocab_used(vocab, fmt.path)
         weights_file = target.path / writer.WEIGHTS_FILE
         writer.write_safetensors(
             weights_file,
@@ -129,6 +140,7 @@ def convert(
             metadata={"format": "pt", "source": fmt.path},
             progress=progress,
         )
+        safety.raise_on_nonfinite(record.nonfinite, allow_nonfinite)
         checked = _tensor_check(weights_file, plan) if run_verify else 0
         counts = {
             s.value: sum(1 for e in plan.report if e.status is s)
@@ -153,12 +165,14 @@ def convert(
         config["notes"] = plan.notes  # the forward check may add notes; written again after it
         diffs: dict[str, float] = {}
         forward = ForwardCheck.NOT_REQUESTED
-        _write_records(target.path, config, plan, forward)
+        safety_record = record.as_json()
+        _write_records(target.path, config, plan, forward, safety_record)
         if run_verify:  # torchrs.load reads the directory just written
-            diffs, forward = _forward_check(target.path, plan)
+            nonfinite_ok = allow_nonfinite and bool(record.nonfinite)  # a NaN never passes
+            diffs, forward = _forward_check(target.path, plan, nonfinite_ok)
             if diffs:
                 summary["max_abs_diff"] = diffs
-            _write_records(target.path, config, plan, forward)
+            _write_records(target.path, config, plan, forward, safety_record)
         target.commit()
     except BaseException:
         target.abort()
@@ -183,14 +197,23 @@ def convert(
 
 
 def _write_records(
-    directory: Path, config: dict[str, Any], plan: Plan, forward: ForwardCheck
+    directory: Path,
+    config: dict[str, Any],
+    plan: Plan,
+    forward: ForwardCheck,
+    safety_record: dict[str, Any],
 ) -> None:
-    """``torchrs.json`` and ``report.json``, both saying what became of the forward comparison."""
+    """``torchrs.json`` and ``report.json``, both saying what became of the forward comparison;
+    ``report.json`` also what the safety checks found (non-finite weights, --trust-model)."""
     config["summary"]["forward_check"] = forward.value
     writer.write_json(directory / writer.CONFIG_FILE, config)
     writer.write_json(
         directory / writer.REPORT_FILE,
-        {"entries": [e.as_json() for e in plan.report], "forward_check": forward.value},
+        {
+            "entries": [e.as_json() for e in plan.report],
+            "forward_check": forward.value,
+            "safety": safety_record,
+        },
     )
 
 
@@ -206,7 +229,9 @@ def _tensor_check(weights_file: Path, plan: Plan) -> int:
         raise VerificationError(VerificationCheck.TENSORS, _describe(err)) from err
 
 
-def _forward_check(out_dir: Path, plan: Plan) -> tuple[dict[str, float], ForwardCheck]:
+def _forward_check(
+    out_dir: Path, plan: Plan, nonfinite_ok: bool = False
+) -> tuple[dict[str, float], ForwardCheck]:
     """Checks 2 and 3: ``torchrs.load`` rebuilds the written directory, then TF and torchrs agree on samples.
 
     Only a missing TensorFlow skips the comparison (the caller records it); any other failure raises.
@@ -226,11 +251,7 @@ def _forward_check(out_dir: Path, plan: Plan) -> tuple[dict[str, float], Forward
         return {}, ForwardCheck.SKIPPED_NO_TENSORFLOW
     except Exception as err:
         raise VerificationError(VerificationCheck.FORWARD, _describe(err)) from err
-    bad = {
-        k: v
-        for k, v in diffs.items()
-        if v > (0 if k.endswith("ids_mismatch") else VERIFY_TOLERANCE)
-    }
+    bad = safety.verification_failures(diffs, VERIFY_TOLERANCE, nonfinite_ok, plan.notes)
     if bad:
         raise VerificationError(
             VerificationCheck.FORWARD,

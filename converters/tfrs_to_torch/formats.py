@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from converters.tfrs_to_torch.errors import ConversionError
+from converters.tfrs_to_torch.safety.keras_files import read_member_json  # bounded (issue 11)
 
 SAVED_MODEL = "saved_model"  # tf.saved_model.save(obj, dir)
 KERAS_SAVED_MODEL = "keras_saved_model"  # model.save(dir, save_format="tf"): adds keras_metadata.pb
@@ -48,7 +49,7 @@ def _keras_version(archive: Path) -> str:
         with zipfile.ZipFile(archive) as zf:
             names = set(zf.namelist())
             missing = [n for n in KERAS_ARCHIVE_FILES if n not in names]
-            meta = json.loads(zf.read("metadata.json")) if "metadata.json" in names else {}
+            meta = read_member_json(zf, "metadata.json") if "metadata.json" in names else {}
     except (zipfile.BadZipFile, OSError, json.JSONDecodeError) as err:
         raise ConversionError(
             f"{archive} is not a readable .keras archive ({err}). Re-save the model with "

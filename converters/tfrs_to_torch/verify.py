@@ -11,6 +11,7 @@ import numpy as np
 
 from converters.tfrs_to_torch.errors import VerificationCheck, VerificationError
 from converters.tfrs_to_torch.plan import Plan
+from converters.tfrs_to_torch.safety.nonfinite import max_abs_difference
 from converters.tfrs_to_torch.writer import SAFETENSORS_DTYPES
 from torchrs.io.registry import is_index
 
@@ -310,8 +311,8 @@ def forward_differences(module: Any, plan: Plan) -> dict[str, float]:
                 continue
             expected = _flatten_outputs(probe(path, inputs[0]))
             got = _flatten_outputs(_call(part, inputs[1]))
-            results[label] = max(
-                float(np.max(np.abs(e - g))) for e, g in zip(expected, got, strict=True)
+            results[label] = max(  # a NaN on one side only never passes (issue 11)
+                max_abs_difference(e, g) for e, g in zip(expected, got, strict=True)
             )
             continue
         query = spec.get("query_model")
@@ -326,9 +327,7 @@ def forward_differences(module: Any, plan: Plan) -> dict[str, float]:
         tf_scores, tf_ids = probe(path, inputs[0])
         k = int(np.asarray(tf_ids).shape[1])
         scores, ids = _call(part, inputs[1], k=k)
-        results[f"{label}/scores"] = float(
-            np.max(np.abs(np.asarray(tf_scores) - scores.detach().numpy()))
-        )
+        results[f"{label}/scores"] = max_abs_difference(tf_scores, scores.detach().numpy())
         tf_ids = np.asarray(tf_ids)
         if tf_ids.dtype == object:
             tf_ids = np.vectorize(lambda b: b.decode("utf-8", "surrogateescape"))(tf_ids)

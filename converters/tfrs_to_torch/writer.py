@@ -22,6 +22,7 @@ import numpy as np
 
 from converters.tfrs_to_torch.errors import ConversionError
 from converters.tfrs_to_torch.plan import TensorPlan
+from converters.tfrs_to_torch.safety.output import OutputLock, remove_stale_siblings
 from torchrs.io.spec import CONFIG_FILE, REPORT_FILE, WEIGHTS_FILE  # defined once, by torchrs
 
 __all__ = [
@@ -139,12 +140,19 @@ class AtomicDirectory:
         self.overwrite = overwrite
         check_output_dir(target, overwrite)
         target.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = OutputLock(target)  # issue 11: one writer per --out, then the stale temps go
         try:
+            remove_stale_siblings(target)
+            check_output_dir(target, overwrite)  # again, under the lock
             self.path = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         except OSError as err:
+            self._lock.release()
             raise ConversionError(
                 f"Cannot create the output next to {target}: {err.strerror}. Choose a writable --out."
             ) from None
+        except BaseException:
+            self._lock.release()
+            raise
 
     def commit(self) -> None:
         old = None
@@ -157,9 +165,11 @@ class AtomicDirectory:
         os.replace(self.path, self.target)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+        self._lock.release()
 
     def abort(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+        self._lock.release()
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:

@@ -110,3 +110,75 @@ def exports(tf, tfrs, tmp_path_factory) -> Exports:
         users=USERS,
         movies=MOVIES,
     )
+
+
+# ---- hostile-input helpers (tests/converters/tfrs_to_torch/test_hostile_*.py) -------------------
+
+
+def tree_snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
+    """Every entry below ``root`` (itself included): relative path -> (mode, content or link)."""
+    import hashlib
+    import os
+
+    out: dict[str, tuple[int, bytes]] = {}
+    if not root.exists() and not root.is_symlink():
+        return out
+    entries = (
+        [root, *sorted(root.rglob("*"))] if root.is_dir() and not root.is_symlink() else [root]
+    )
+    for entry in entries:
+        info = entry.lstat()
+        if entry.is_symlink():
+            body = os.readlink(entry).encode()
+        elif entry.is_file():
+            body = hashlib.sha256(entry.read_bytes()).digest()
+        else:
+            body = b""
+        out[str(entry.relative_to(root.parent))] = (info.st_mode, body)
+    return out
+
+
+@dataclass
+class CliRun:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def err_lines(self) -> list[str]:
+        return [line for line in self.err.splitlines() if line.strip()]
+
+    def one_error(self, *phrases: str) -> None:
+        """Exit 2, exactly one stderr line, an ``error:`` one holding every phrase, no traceback."""
+        assert self.code == 2, (self.code, self.err)
+        assert len(self.err_lines) == 1 and self.err_lines[0].startswith("error: "), self.err
+        for phrase in phrases:
+            assert phrase in self.err, (phrase, self.err)
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Runs the converter's CLI in this process; returns a :class:`CliRun`."""
+    from converters.tfrs_to_torch.cli import main
+
+    def run(*argv: Any) -> CliRun:
+        capsys.readouterr()
+        code = main([str(a) for a in argv])
+        captured = capsys.readouterr()
+        return CliRun(code, captured.out, captured.err)
+
+    return run
+
+
+def nothing_left(out: Path) -> bool:
+    """No ``out``, no temporary sibling, no lock file beside it."""
+    leftovers = list(out.parent.glob(f".{out.name}.*"))
+    return not out.exists() and not leftovers
+
+
+@pytest.fixture
+def tree():
+    """``tree.snapshot(root)`` and ``tree.nothing_left(out)`` for the hostile-input tests."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(snapshot=tree_snapshot, nothing_left=nothing_left)

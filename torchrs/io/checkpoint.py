@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchrs import _safe_io
 from torchrs.io.registry import REGISTRY, Children, build_module, index_tensor_keys, validate
 from torchrs.io.spec import (
     CONFIG_FILE,
@@ -30,20 +31,20 @@ def read_spec(directory: str | os.PathLike[str]) -> CheckpointSpec:
         ValueError: no ``torchrs.json`` there, a newer format version, or (as
             :class:`~torchrs.io.spec.CheckpointFormatError`) a malformed file.
     """
-    config_path = Path(directory) / CONFIG_FILE
-    if not config_path.is_file():
+    root = Path(directory)
+    if not (root / CONFIG_FILE).is_file():
         raise ValueError(
             f"{os.fspath(directory)!r} is not a torchrs checkpoint (no {CONFIG_FILE}). Convert a TF "
             "model first: python -m converters.tfrs_to_torch MODEL_DIR --out DIR."
         )
-    try:
-        payload = json.loads(config_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(
-            f"{config_path} is not valid JSON ({err}); re-run the converter."
-        ) from None
+    # A regular file inside the directory (no symlink out, no FIFO), bounded in size and nesting.
+    config_path = _safe_io.regular_file_inside(root, CONFIG_FILE)
+    payload = _safe_io.read_json(config_path, CONFIG_FILE)
     spec = CheckpointSpec.from_json(payload)
-    if spec.model_kind not in (ModelKind.WEIGHTS, ModelKind.GRAPH):  # a graph: torchrs.graph checks it
+    if spec.model_kind not in (
+        ModelKind.WEIGHTS,
+        ModelKind.GRAPH,
+    ):  # a graph: torchrs.graph checks it
         validate(spec.architecture)
     return spec
 
@@ -87,14 +88,20 @@ def load(directory: str | os.PathLike[str], map_location: str | torch.device = "
             kind, lacks a field or holds one of the wrong type.
     """
     spec = read_spec(directory)
-    tensors = read_tensors(Path(directory) / WEIGHTS_FILE, device=map_location)
+    # Every declared shape and dtype is checked against the safetensors header (and the memory
+    # guard) before a byte of tensor data is allocated.
+    weights = _safe_io.regular_file_inside(Path(directory), WEIGHTS_FILE)
+    header = _safe_io.read_safetensors_header(weights)
+    if spec.model_kind not in (ModelKind.WEIGHTS, ModelKind.GRAPH):
+        _safe_io.check_spec(spec.architecture, header)
+    tensors = read_tensors(weights, device=map_location)
     if spec.model_kind is ModelKind.WEIGHTS:
         return tensors
     if spec.model_kind is ModelKind.GRAPH:  # a translated tf.saved_model.save export
         from torchrs.graph.storage import load_graph_model
 
         return load_graph_model(spec.architecture, tensors)
-    module = build_module(spec.architecture, tensors)
+    module = _safe_io.build_checked(build_module, spec.architecture, tensors, header)
     index_data = index_tensor_keys(spec.architecture)
     states = {
         k: v

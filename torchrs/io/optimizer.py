@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchrs import _safe_io
 from torchrs.io.checkpoint import read_spec
 from torchrs.io.spec import CONFIG_FILE, OPTIMIZER_PREFIX, WEIGHTS_FILE
 
@@ -160,7 +161,8 @@ def load_optimizer_state(
             "attributes and layer order (as for load_weights)."
         )
     loaded: dict[str, list[str]] = {}
-    with safe_open(str(root / WEIGHTS_FILE), framework="pt") as handle:
+    weights = _safe_io.regular_file_inside(root, WEIGHTS_FILE)  # no symlink out, no FIFO
+    with safe_open(str(weights), framework="pt") as handle:
         iterations = int(handle.get_tensor(spec.get("prefix", OPTIMIZER_PREFIX) + "iterations"))
         pending: list[tuple[nn.Parameter, dict[str, torch.Tensor]]] = []
         for key, name in targets.items():

@@ -1,5 +1,6 @@
 """Models, as ``tfrs.models``."""
 
+from torchrs.models._nan_guard import NonFiniteLossError
 from torchrs.models.base import History, Model
 
-__all__ = ["History", "Model"]
+__all__ = ["History", "Model", "NonFiniteLossError"]

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from torchrs.metrics.keras_metric import metric_results, quiet_compute
+from torchrs.models._nan_guard import FitPosition, check_finite_loss
 
 OptimizerLike = torch.optim.Optimizer | Callable[[list[nn.Parameter]], torch.optim.Optimizer] | str
 
@@ -295,6 +296,7 @@ class Model(nn.Module):
         loss = self._step_loss(inputs, training=True)
         regularization_loss = self.regularization_loss()
         total_loss = loss + regularization_loss
+        check_finite_loss(self.__dict__.get("_fit_position"), total_loss)  # before any update
         optimizer = self._ensure_optimizer()
         optimizer.zero_grad(set_to_none=True)
         total_loss.backward()
@@ -350,6 +352,7 @@ class Model(nn.Module):
         validation_freq: int = 1,
         initial_epoch: int = 0,
         steps_per_epoch: int | None = None,
+        terminate_on_nan: bool = True,
     ) -> History:
         """Trains for ``epochs`` passes over ``x`` (an iterable of batches, re-iterated each epoch).
 
@@ -361,9 +364,14 @@ class Model(nn.Module):
             validation_freq: evaluate every that many epochs.
             initial_epoch: epoch to start from (for resuming).
             steps_per_epoch: stop an epoch after this many batches.
+            terminate_on_nan: stop at the first NaN / inf loss, before that step updates any weight
+                (Keras's ``TerminateOnNaN``; here on by default).
 
         Returns:
             A :class:`History` whose ``history`` maps each log name to one value per epoch.
+
+        Raises:
+            NonFiniteLossError: a non-finite loss (with ``terminate_on_nan``), naming epoch and batch.
         """
         if epochs < 1 or initial_epoch < 0 or initial_epoch >= epochs:
             raise ValueError(
@@ -374,6 +382,8 @@ class Model(nn.Module):
         if _distributed():
             verbose = verbose if torch.distributed.get_rank() == 0 else 0  # rank-0 logging
             self.__dict__["_ddp_module"] = _wrap_ddp(self)
+        if terminate_on_nan:
+            self.__dict__["_fit_position"] = FitPosition(epochs)
         try:
             self._fit_epochs(
                 x,
@@ -388,6 +398,7 @@ class Model(nn.Module):
             )
         finally:
             self.__dict__.pop("_ddp_module", None)
+            self.__dict__.pop("_fit_position", None)
         # Keras's fit ends by copying EMA averages into the weights (a no-op without use_ema).
         finalize = getattr(self.optimizer, "finalize_variable_values", None)
         if callable(finalize):
@@ -415,6 +426,7 @@ class Model(nn.Module):
             for step, batch in enumerate(batches):
                 if steps_per_epoch is not None and step >= steps_per_epoch:
                     break
+                _set_position(self, epoch, step)
                 logs = self.train_step(_to_device(batch, device))
                 _show(batches, logs)
             if not logs:
@@ -453,6 +465,12 @@ class Model(nn.Module):
             return logs
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
+
+
+def _set_position(model: nn.Module, epoch: int, step: int) -> None:
+    position = model.__dict__.get("_fit_position")
+    if position is not None:
+        position.epoch, position.step = epoch, step
 
 
 def _distributed() -> bool:

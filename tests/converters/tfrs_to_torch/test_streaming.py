@@ -156,14 +156,18 @@ def test_file_pipeline_and_its_missing_asset(tf, tfrs, tmp_path, capsys) -> None
     tf_scores, tf_ids = index(queries)
     tf.saved_model.save(index, str(tmp_path / "sm"))
     rows.unlink()
-    assert _convert(tmp_path / "sm", tmp_path / "out") == 0
+    # A file-reading dataset is outside the pure-op allow-list: refused unless trusted (issue 11).
+    assert _convert(tmp_path / "sm", tmp_path / "out") == 2
+    assert "TextLineDataset" in capsys.readouterr().err
+    trusted = ["--trust-model"]
+    assert main([str(tmp_path / "sm"), "--out", str(tmp_path / "out"), "--json", *trusted]) == 0
     scores, ids = load(tmp_path / "out")(queries)
     assert ids.tolist() == tf_ids.numpy().tolist()
     np.testing.assert_allclose(scores.numpy(), tf_scores.numpy(), atol=TOL, rtol=0)
     # The export copied without its assets: the rows are nowhere; say so, write nothing.
     for asset in (tmp_path / "sm" / "assets").iterdir():
         asset.unlink()
-    assert _convert(tmp_path / "sm", tmp_path / "out2") == 2
+    assert main([str(tmp_path / "sm"), "--out", str(tmp_path / "out2"), *trusted]) == 2
     err = capsys.readouterr().err
     assert "candidate dataset of the Streaming index at <root> cannot be read back" in err
     assert "BruteForce" in err and "Traceback" not in err
