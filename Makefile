@@ -55,7 +55,7 @@ gpu-deps: $(STAMP)
 	$(PY) -m pip install --quiet --no-deps --target $(GPU_DEPS) -r $(GPU_DEPS).txt
 	@du -sh $(GPU_DEPS)
 
-# Torch only, no venv needed: under 5 minutes on a GPU. GPU_DEVICE=cpu runs the same script on a CPU.
+# Torch only, no venv needed; sized for under 5 minutes on a GPU. GPU_DEVICE=cpu runs the same script on a CPU.
 gpu-check:
 	PYTHONPATH=$(CURDIR)$(if $(wildcard $(GPU_DEPS)),:$(CURDIR)/$(GPU_DEPS)) $(GPU_PYTHON) -m parity.gpu_check \
 		--records $(RECORDS) --device $(GPU_DEVICE) --report $(GPU_REPORT) $(GPU_CHECK_ARGS)

@@ -95,14 +95,16 @@ class Roofline:
     size: int
     seconds: float
     flops_per_second: float
-    tf32: bool
+    # torch.get_float32_matmul_precision(): "highest" is true float32; "high" / "medium" allow TF32 / bf16.
+    float32_matmul_precision: str
 
 
 def measure_roofline(device: torch.device, size: int, repeats: int = 10) -> Roofline:
     """Times ``(size, size) @ (size, size)`` float32 matmuls on ``device``; returns the best rate.
 
-    TF32 stays as torch leaves it (off for matmuls unless the user enabled it): the training and evaluation
-    measured next run under the same setting, so the ratio compares like with like.
+    The float32 matmul precision stays as torch leaves it ("highest": no TF32, unless the user changed it):
+    the training and evaluation measured next run under the same setting, so the ratio compares like with
+    like.
     """
     generator = torch.Generator(device=device).manual_seed(0)
     a = torch.randn(size, size, device=device, generator=generator)  # (n, n)
@@ -113,7 +115,7 @@ def measure_roofline(device: torch.device, size: int, repeats: int = 10) -> Roof
         size=size,
         seconds=seconds,
         flops_per_second=matmul_flops(size, size, size) / seconds,
-        tf32=bool(device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32),
+        float32_matmul_precision=torch.get_float32_matmul_precision(),
     )
 
 
@@ -257,6 +259,15 @@ def replay_records(records: str, device: str, scenarios: Sequence[str]) -> list[
     return results
 
 
+def _figure(value: float) -> str:
+    """Thousands separated from 100 up, three significant digits below (a CPU's 0.5 GFLOP/s, a card's 40,000).
+
+    >>> _figure(41234.56), _figure(0.51234)
+    ('41,235', '0.512')
+    """
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def markdown(
     device: str,
     name: str,
@@ -274,9 +285,9 @@ def markdown(
         f"{sum(len(r.failures()) for r in results)} failed of {sum(len(r.checks) for r in results)} checks "
         "(table: `parity/report.md`).",
         "",
-        f"Matmul roofline: {roofline.flops_per_second / 1e9:,.0f} GFLOP/s float32 "
+        f"Matmul roofline: {_figure(roofline.flops_per_second / 1e9)} GFLOP/s float32 "
         f"({roofline.size} x {roofline.size} @ {roofline.size} x {roofline.size}, best "
-        f"{roofline.seconds * 1e3:.2f} ms; TF32 {'on' if roofline.tf32 else 'off'}).",
+        f"{roofline.seconds * 1e3:.2f} ms; float32 matmul precision {roofline.float32_matmul_precision!r}).",
         "",
         "| case | batch | examples/s | matmul MFLOP/example | achieved GFLOP/s | share of roofline | setup |",
         "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
@@ -284,7 +295,7 @@ def markdown(
     for t in throughputs:
         lines.append(
             f"| {t.case} | {t.batch:,} | {t.examples_per_second:,.0f} | "
-            f"{t.matmul_flops_per_example / 1e6:.4g} | {t.achieved_flops_per_second / 1e9:,.1f} | "
+            f"{t.matmul_flops_per_example / 1e6:.4g} | {_figure(t.achieved_flops_per_second / 1e9)} | "
             f"{t.roofline_ratio:.1%} | {t.note} |"
         )
     lines += [

@@ -74,7 +74,7 @@ def test_throughput_is_measured_against_the_roofline() -> None:
     device = torch.device("cpu")
     roofline = measure_roofline(device, 64, repeats=2)
     assert roofline.flops_per_second == pytest.approx(matmul_flops(64, 64, 64) / roofline.seconds)
-    fixed = Roofline(size=64, seconds=1.0, flops_per_second=1e9, tf32=False)
+    fixed = Roofline(size=64, seconds=1.0, flops_per_second=1e9, float32_matmul_precision="highest")
     train, evaluate, query = measure_throughput(
         device, fixed, batch=32, corpus=256, dim=8, num_queries=100, steps=1, eval_batches=1
     )
