@@ -526,7 +526,10 @@ def run(args: argparse.Namespace, scenarios: Sequence[str]) -> int:
             )
             size = sum(f.stat().st_size for f in path.iterdir())
             print(f"  {path} ({size / 1e6:.2f} MB)")
-    except ParityUsageError as err:
+    except (
+        ParityUsageError,
+        ImportError,
+    ) as err:  # ImportError: no TensorFlow here (see parity._tf)
         print(f"parity: error: {err}", file=sys.stderr)
         return 2
     return 0

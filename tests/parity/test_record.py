@@ -135,3 +135,30 @@ def test_a_damaged_or_foreign_record_is_refused(records, tmp_path) -> None:
         RecordError, match=r"not a complete parity record \(missing tensors.safetensors\)"
     ):
         read_record(copy)
+
+
+def test_record_and_replay_usage_errors_are_one_line(tmp_path, capsys) -> None:
+    from parity.cli import EXIT_USAGE, main
+
+    assert main(["record", "no_such_scenario", "--out", str(tmp_path)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("parity: error: Unknown scenario 'no_such_scenario'")
+        and "Traceback" not in err
+    )
+    assert main(["record", "dcn", "--scale", "2", "--out", str(tmp_path)]) == EXIT_USAGE
+    assert "--scale must be in (0, 1]" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing half-written
+    assert main(["replay", str(tmp_path / "none")]) == EXIT_USAGE
+    assert "holds no parity records" in capsys.readouterr().err
+
+
+def test_record_without_tensorflow_says_what_to_install(tmp_path) -> None:
+    from tests.parity._no_tf import run_without_tf
+
+    done = run_without_tf(
+        "parity.cli", "record", "dcn", "--scale", "0.01", "--epochs", "1", "--out", str(tmp_path)
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.startswith("parity: error: ") and "pip install 'torchrs[tf]'" in done.stderr
+    assert "Traceback" not in done.stderr and not any(tmp_path.iterdir())
