@@ -83,7 +83,13 @@ def check_record(record: Record, data_dir: str | None = None) -> Prepared:
             f"{record.path} records scenario {record.scenario!r}, which this torchrs does not have "
             f"({', '.join(SCENARIOS)})."
         )
-    prepared = prepare_tables(record.scenario, record.tables, record.epochs, record.scale)
+    try:
+        prepared = prepare_tables(record.scenario, record.tables, record.epochs, record.scale)
+    except KeyError as err:  # the scenario reads a column the record did not store
+        raise RecordError(
+            f"{record.path} lacks data the {record.scenario} scenario reads now ({err}): the scenario changed "
+            f"since. Record it again: {_record_again(record, record.data_source)}"
+        ) from err
     differences = _config_differences(record.config, config_json(prepared.config))
     if differences:
         raise RecordError(

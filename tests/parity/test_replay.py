@@ -169,3 +169,24 @@ def test_find_records_names_what_is_missing(tmp_path) -> None:
         RecordError, match="has no record of basic_ranking .*parity record basic_ranking"
     ):
         find_records(tmp_path, ["basic_ranking"])
+
+
+@pytest.mark.tf
+def test_a_record_without_a_column_the_scenario_reads_is_refused(records, tmp_path) -> None:
+    from parity.harness import SplitTables
+
+    record = read_record(records / "basic_ranking")
+    tables = SplitTables(
+        record.tables.train.select(["user_id", "movie_title"]), record.tables.test, None
+    )
+    path = write_record(
+        tmp_path,
+        check_record(record),
+        tables,
+        record.tf_run,
+        epochs=record.epochs,
+        data_source="synthetic",
+        environment=record.environment,
+    )
+    with pytest.raises(RecordError, match="lacks data the basic_ranking scenario reads now"):
+        check_record(read_record(path))
