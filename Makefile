@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench bench-kerasrs bench-serve clean torchrec
+.PHONY: setup demo test lint bench bench-kerasrs bench-serve records gpu-deps gpu-check clean torchrec
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,36 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Parity without TensorFlow (parity/record.py, parity/replay.py, parity/gpu_check.py). `make records` runs the TF
+# side of the three GPU-check scenarios once, here, on the CPU (full size, a few MB in all); `make gpu-check` replays
+# them and measures throughput with torch alone, e.g. on a GPU machine that has PyTorch with CUDA and no TensorFlow:
+# copy the working tree with reports/records (and reports/gpu-deps, see below) and run it there.
+RECORDS ?= reports/records
+GPU_DEPS ?= reports/gpu-deps
+GPU_PYTHON ?= python3
+GPU_DEVICE ?= cuda
+GPU_REPORT ?= reports/gpu-check
+# Extra options of python -m parity.gpu_check, e.g. "--batch 1024 --corpus 100000" for a CPU run.
+GPU_CHECK_ARGS ?=
+# The pure-Python (or abi3) packages torchrs needs besides torch and numpy, pinned to this venv's versions, for a
+# torch-only machine that has no network: put on PYTHONPATH by gpu-check when present.
+GPU_DEP_NAMES := torchmetrics|lightning-utilities|safetensors|tqdm|packaging|typing-extensions|typing_extensions
+
+records: $(STAMP)
+	$(PY) -m parity record basic_retrieval basic_ranking dcn --out $(RECORDS)
+	@du -sh $(RECORDS)/*
+
+gpu-deps: $(STAMP)
+	mkdir -p $(dir $(GPU_DEPS))
+	$(PY) -m pip freeze | grep -iE '^($(GPU_DEP_NAMES))==' > $(GPU_DEPS).txt
+	$(PY) -m pip install --quiet --no-deps --target $(GPU_DEPS) -r $(GPU_DEPS).txt
+	@du -sh $(GPU_DEPS)
+
+# Torch only, no venv needed; sized for under 5 minutes on a GPU. GPU_DEVICE=cpu runs the same script on a CPU.
+gpu-check:
+	PYTHONPATH=$(CURDIR)$(if $(wildcard $(GPU_DEPS)),:$(CURDIR)/$(GPU_DEPS)) $(GPU_PYTHON) -m parity.gpu_check \
+		--records $(RECORDS) --device $(GPU_DEVICE) --report $(GPU_REPORT) $(GPU_CHECK_ARGS)
 
 KR_VENV := .venv-kerasrs
 KR_STAMP := $(KR_VENV)/.installed

@@ -1,5 +1,8 @@
 """``python -m parity run [SCENARIO ...] [--data DIR] [--device cpu|cuda] [--epochs N] [--report DIR] [--scale F]
-[--independent [--seeds S1,S2,...]]`` and
+[--independent [--seeds S1,S2,...]]``,
+``python -m parity record [SCENARIO ...] [--out DIR] [--data DIR] [--epochs N] [--scale F]`` (see `parity.record`),
+``python -m parity replay DIR [SCENARIO ...] [--device cpu|cuda] [--report DIR] [--data DIR] [--mutation NAME]``
+(see `parity.replay`) and
 ``python -m parity validate TF_MODEL_DIR TORCHRS_DIR [--inputs FILE] [--report DIR] [--k K] [--num-samples N]
 [--seed S] [--rtol R] [--atol A]`` (see `parity.validate`).
 
@@ -74,6 +77,25 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     validate.add_arguments(checker)
+    from parity import record, replay
+
+    recorder = commands.add_parser(
+        "record",
+        help="run the TF side once and store it (weights, batches, losses, outputs) for `replay`",
+        description="Runs the TFRS side of each scenario and writes a record per scenario into --out: "
+        "initial and final weights, the split the batches are cut from, per-step losses, evaluation "
+        "metrics, top-K outputs and predictions (safetensors + JSON), with the TF / TFRS / Keras versions "
+        "and the CPU. `python -m parity replay DIR` checks torchrs against it without TensorFlow.",
+    )
+    record.add_arguments(recorder, list(SCENARIOS))
+    replayer = commands.add_parser(
+        "replay",
+        help="check torchrs against records made by `record` (no TensorFlow needed)",
+        description="Runs the torchrs side of each recorded scenario and checks it against the record "
+        "with the checks and tolerances of `run`; refuses a record whose scenario configuration or data "
+        "differ from today's.",
+    )
+    replay.add_arguments(replayer)
     return parser
 
 
@@ -87,6 +109,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from parity import validate
 
         return validate.run(args)
+    if args.command == "record":
+        from parity import record
+
+        return record.run(args, list(SCENARIOS))
+    if args.command == "replay":
+        from parity import replay
+
+        return replay.run(args)
     scenarios = list(dict.fromkeys(args.scenarios)) or list(SCENARIOS)
     try:
         if args.device == "cuda":

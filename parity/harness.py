@@ -177,6 +177,40 @@ def _split(data_dir: str, scale: float) -> tuple[Any, Any]:
     return movielens.shuffle_split(ratings, train, test)
 
 
+@dataclass(frozen=True)
+class SplitTables:
+    """The rows a scenario is built from: the train / test split of the ratings and, where used, the movies."""
+
+    train: movielens.Ratings
+    test: movielens.Ratings
+    movies: movielens.Movies | None
+
+
+def _check_arguments(scenario: str, epochs: int | None, scale: float) -> None:
+    if scenario not in SCENARIOS:
+        raise ParityUsageError(
+            f"Unknown scenario {scenario!r}; choose from: {', '.join(SCENARIOS)}."
+        )
+    if not (isinstance(scale, (int, float)) and 0 < scale <= 1):
+        raise ParityUsageError(f"--scale must be in (0, 1] (got {scale!r}).")
+    if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
+        raise ParityUsageError(f"--epochs must be a positive integer (got {epochs!r}).")
+
+
+def split_tables(
+    scenario: str, data_dir: str = movielens.SYNTHETIC, scale: float = 1.0
+) -> SplitTables:
+    """Loads ``data_dir`` and splits it as the tutorials do, at ``scale`` (see `prepare`).
+
+    Raises:
+        ParityUsageError: unknown scenario, unreadable data, or a bad ``scale``.
+    """
+    _check_arguments(scenario, None, scale)
+    train, test = _split(data_dir, scale)
+    movies = None if scenario == "basic_ranking" else _load(data_dir, "movies")
+    return SplitTables(train, test, movies)
+
+
 def prepare(
     scenario: str,
     data_dir: str = movielens.SYNTHETIC,
@@ -191,27 +225,33 @@ def prepare(
     Raises:
         ParityUsageError: unknown scenario, unreadable data, or a bad ``scale`` / ``epochs``.
     """
-    if scenario not in SCENARIOS:
-        raise ParityUsageError(
-            f"Unknown scenario {scenario!r}; choose from: {', '.join(SCENARIOS)}."
-        )
-    if not (isinstance(scale, (int, float)) and 0 < scale <= 1):
-        raise ParityUsageError(f"--scale must be in (0, 1] (got {scale!r}).")
-    if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
-        raise ParityUsageError(f"--epochs must be a positive integer (got {epochs!r}).")
-    train, test = _split(data_dir, scale)
+    _check_arguments(scenario, epochs, scale)
+    return prepare_tables(scenario, split_tables(scenario, data_dir, scale), epochs, scale)
+
+
+def prepare_tables(
+    scenario: str, tables: SplitTables, epochs: int | None = None, scale: float = 1.0
+) -> Prepared:
+    """`prepare` from already split ``tables`` (e.g. those stored in a `parity.record` record).
+
+    Raises:
+        ParityUsageError: unknown scenario, or a bad ``scale`` / ``epochs``.
+    """
+    _check_arguments(scenario, epochs, scale)
+    train, test = tables.train, tables.test
     if scenario in _GENERIC:
         module = SCENARIOS[scenario]
-        data: Any = module.make_data(train, test, _load(data_dir, "movies"))
+        data: Any = module.make_data(train, test, tables.movies)
         config: Any = module.CONFIG()
     elif scenario == "basic_retrieval":
-        movies = _load(data_dir, "movies")
+        if tables.movies is None:
+            raise ParityUsageError("basic_retrieval needs the movies table (got none).")
         data = basic_retrieval.RetrievalData(
             train_user_ids=train["user_id"],
             train_movie_titles=train["movie_title"],
             test_user_ids=test["user_id"],
             test_movie_titles=test["movie_title"],
-            movie_titles=movies["movie_title"],
+            movie_titles=tables.movies["movie_title"],
         )
         config = basic_retrieval.BasicRetrievalConfig()
     else:

@@ -19,3 +19,14 @@ def tf_runs(tf):
         prepared = prepare(name, scale=SCALE, epochs=EPOCHS)
         runs[name] = (prepared, run_tf_side(prepared))
     return runs
+
+
+@pytest.fixture(scope="session")
+def records(tf_runs, tmp_path_factory):
+    """A records directory (`parity.record`) of every scenario, written from the shared TF runs."""
+    from parity.record import record_scenario
+
+    out = tmp_path_factory.mktemp("records")
+    for name, (_, tf_run) in tf_runs.items():
+        record_scenario(name, out, scale=SCALE, epochs=EPOCHS, tf_run=tf_run)
+    return out
