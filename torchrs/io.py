@@ -78,7 +78,7 @@ class Tower(nn.Sequential):
 
 def _mask_passing(layer: nn.Module) -> bool:
     """Layers Keras lets a mask through unchanged (``supports_masking`` without ``compute_mask``)."""
-    from torchrs.layers._keras_init import KerasDense
+    from torchrs.layers.dense import KerasDense
 
     return isinstance(layer, KerasDense | nn.Dropout)
 
@@ -158,7 +158,7 @@ class Functional(nn.Module):
         inputs: the input names in call order, or ``{key: input name}`` for a dict-input model.
         outputs: a ref, or a list / dict of refs.
 
-    >>> from torchrs.layers._keras_init import KerasDense
+    >>> from torchrs.layers.dense import KerasDense
     >>> model = Functional(
     ...     {"a": KerasDense(2, input_dim=3), "b": KerasDense(2, input_dim=3), "sum": Merge("Add")},
     ...     [
@@ -382,7 +382,7 @@ def build_module(
         rows, cols = shapes["weight"]
         return Embedding(rows, cols, mask_zero=bool(config.get("mask_zero", False)))
     if cls == "Dense":
-        from torchrs.layers._keras_init import KerasDense
+        from torchrs.layers.dense import KerasDense
 
         out_features, in_features = shapes["weight"]
         return KerasDense(
