@@ -12,6 +12,7 @@ of row ``i`` is column ``i``, so the loss is a cross-entropy against ``arange(nu
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -427,3 +428,121 @@ def in_batch_softmax_loss(
     return _InBatchSoftmaxLoss.apply(
         query_embeddings, candidate_embeddings, weight, bias, temperature, chunk
     )
+
+
+@dataclass(frozen=True)
+class RetrievalTaskOutput:
+    """What one call of ``tfrs.tasks.Retrieval`` computes.
+
+    Attributes:
+        loss: the scalar loss.
+        scores: ``(Q, K)`` logits exactly as handed to the loss, or ``None`` when the loss ran fused (then no
+            score matrix was ever built).
+        labels: ``(Q, K)`` labels after hard-negative mining, or ``None`` for the implicit ``eye(Q, C)``.
+    """
+
+    loss: Tensor
+    scores: Tensor | None
+    labels: Tensor | None
+
+
+def fuses(
+    query_embeddings: Tensor,
+    candidate_embeddings: Tensor,
+    *,
+    loss: Callable[..., Tensor] | None = None,
+    remove_accidental_hits: bool = False,
+    score_mask: Tensor | None = None,
+    num_hard_negatives: int | None = None,
+    return_scores: bool = False,
+) -> bool:
+    """Whether :func:`retrieval_task_loss` takes the fused path for these arguments.
+
+    The fused kernel gives the result of the step-by-step path whenever the labels stay ``eye(Q, C)`` with the
+    default loss and nobody asks for the score matrix: 2-D queries, ``Q <= C``, no custom loss, no accidental-hit
+    removal, no score mask, no hard-negative mining. Temperature, log-Q correction and sample weights are
+    covered. Pure (it only reads shapes): it never raises; invalid inputs are reported by whichever path runs.
+
+    >>> fuses(torch.zeros(4, 8), torch.zeros(6, 8)), fuses(torch.zeros(4, 8), torch.zeros(6, 8), return_scores=True)
+    (True, False)
+    """
+    return (
+        loss is None
+        and num_hard_negatives is None
+        and not remove_accidental_hits
+        and score_mask is None
+        and not return_scores
+        and query_embeddings.dim() == 2
+        and candidate_embeddings.dim() == 2
+        and query_embeddings.shape[0] <= candidate_embeddings.shape[0]
+    )
+
+
+def retrieval_task_loss(
+    query_embeddings: Tensor,
+    candidate_embeddings: Tensor,
+    *,
+    sample_weight: Tensor | None = None,
+    candidate_sampling_probability: Tensor | None = None,
+    candidate_ids: IdsLike | None = None,
+    score_mask: Tensor | None = None,
+    temperature: float | None = None,
+    num_hard_negatives: int | None = None,
+    remove_accidental_hits: bool = False,
+    loss: Callable[..., Tensor] | None = None,
+    return_scores: bool = False,
+) -> RetrievalTaskOutput:
+    """The loss of ``tfrs.tasks.Retrieval``: fused when that gives the same result, step by step otherwise.
+
+    This is the only place where the choice is made (:func:`fuses`): the fused path is
+    :func:`in_batch_softmax_loss`, the step-by-step path :func:`retrieval_logits` then :func:`retrieval_loss`.
+
+    Args:
+        query_embeddings: ``(Q, D)`` or ``(Q, H, D)``.
+        candidate_embeddings: ``(C, D)``.
+        sample_weight: optional ``(Q,)`` weights.
+        candidate_sampling_probability: optional ``(C,)`` probabilities for the log-Q correction.
+        candidate_ids: ``(C,)`` identifiers, needed by ``remove_accidental_hits``.
+        score_mask: optional ``(Q, C)`` boolean mask (False: excluded from the loss).
+        temperature: optional divisor of the scores.
+        num_hard_negatives: keep only this many hardest negatives per row when given.
+        remove_accidental_hits: push down negatives that share the positive's identifier.
+        loss: optional Keras-style loss ``loss(y_true, y_pred, sample_weight=None)``.
+        return_scores: the caller needs the score matrix (e.g. to update batch metrics).
+
+    Returns:
+        The loss, with the scores and labels when they were computed.
+
+    >>> out = retrieval_task_loss(torch.zeros(2, 4), torch.zeros(2, 4))
+    >>> out.loss, out.scores is None
+    (tensor(1.3863), True)
+    """
+    if fuses(
+        query_embeddings,
+        candidate_embeddings,
+        loss=loss,
+        remove_accidental_hits=remove_accidental_hits,
+        score_mask=score_mask,
+        num_hard_negatives=num_hard_negatives,
+        return_scores=return_scores,
+    ):
+        fused = in_batch_softmax_loss(
+            query_embeddings,
+            candidate_embeddings,
+            sample_weight=sample_weight,
+            temperature=temperature,
+            candidate_sampling_probability=candidate_sampling_probability,
+        )
+        return RetrievalTaskOutput(fused, None, None)
+    scores, labels = retrieval_logits(
+        query_embeddings,
+        candidate_embeddings,
+        temperature=temperature,
+        candidate_sampling_probability=candidate_sampling_probability,
+        candidate_ids=candidate_ids,
+        remove_accidental_hits=remove_accidental_hits,
+        score_mask=score_mask,
+        num_hard_negatives=num_hard_negatives,
+    )
+    value = retrieval_loss(scores, labels, sample_weight=sample_weight, loss=loss)
+    return RetrievalTaskOutput(value, scores, labels)
