@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from torchrs.functional import gemm
 from torchrs.functional.losses import softmax_cross_entropy_with_logits
 from torchrs.functional.top_k import stable_top_k
 
@@ -317,7 +318,9 @@ class _InBatchSoftmaxLoss(torch.autograd.Function):
 
     The loss is the end of the graph for ``q`` and ``c`` (nothing else reads the scores), so the gradients
     w.r.t. both embeddings are accumulated block by block in the forward pass and merely scaled in the
-    backward pass: three matmuls in total and no (Q, C) matrix ever held in memory.
+    backward pass: three matmuls in total and no (Q, C) matrix ever held in memory. The matmuls go through
+    :mod:`torchrs.functional.gemm` (BLAS or oneDNN, whichever is faster for the shape on this machine) and the
+    score block lives in a scratch buffer reused across chunks and steps.
     """
 
     @staticmethod
@@ -335,11 +338,14 @@ class _InBatchSoftmaxLoss(torch.autograd.Function):
         dq = torch.empty_like(query) if want_dq else None
         dc = torch.zeros_like(candidate) if want_dc else None
         total = torch.zeros((), dtype=torch.float64, device=query.device)
-        candidate_t = candidate.T
+        num_candidates = candidate.shape[0]
+        # One (chunk, C) scratch block for every chunk and every step: nothing below keeps a view of it.
+        scratch = gemm.workspace(min(chunk, num_queries) * num_candidates, like=query)
         for start in range(0, num_queries, chunk):
             stop = min(start + chunk, num_queries)
             rows = torch.arange(stop - start, device=query.device)
-            block = query[start:stop] @ candidate_t  # (m, C)
+            out = scratch[: (stop - start) * num_candidates].view(stop - start, num_candidates)
+            block = gemm.scores(query[start:stop], candidate, out=out)  # (m, C)
             if temperature is not None:
                 block.div_(temperature)
             if bias is not None:
@@ -356,9 +362,9 @@ class _InBatchSoftmaxLoss(torch.autograd.Function):
                 if temperature is not None:
                     grad.div_(temperature)
                 if want_dq:
-                    torch.matmul(grad, candidate, out=dq[start:stop])  # type: ignore[index]
+                    gemm.matmul(grad, candidate, out=dq[start:stop])  # type: ignore[index]
                 if want_dc:
-                    dc.addmm_(grad.T, query[start:stop])  # type: ignore[union-attr]
+                    gemm.addmm_t_(dc, grad, query[start:stop])  # type: ignore[arg-type]
         ctx.save_for_backward(*(t for t in (dq, dc) if t is not None))
         ctx.has = (want_dq, want_dc)
         return total.to(query.dtype)
