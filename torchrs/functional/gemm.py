@@ -184,8 +184,15 @@ def _measure(
 ) -> GemmChoice:
     best = {BLAS: float("inf"), ONEDNN: float("inf")}
     runs = {BLAS: blas, ONEDNN: onednn}
-    for fn in runs.values():  # warm-up: oneDNN builds and caches its primitive for the shape here
-        fn()
+    blas()
+    try:
+        onednn()  # warm-up: oneDNN builds and caches its primitive for the shape here
+    except (
+        RuntimeError
+    ):  # a build whose oneDNN lacks this primitive (e.g. some non-x86 builds): BLAS only
+        return GemmChoice(
+            kind, _shape(kind, a, b), torch.get_num_threads(), BLAS, 0.0, float("inf")
+        )
     for _ in range(MEASURE_ROUNDS):
         for name, fn in runs.items():
             start = time.process_time()

@@ -51,7 +51,6 @@ def test_every_product_within_the_rounding_bound(backend: str) -> None:
 def test_auto_measures_once_per_shape_and_accumulates_once() -> None:
     a, b = _operands(1)
     threads = torch.get_num_threads()
-    before = len(gemm.choices())
     first = gemm.scores(a, b)
     again = gemm.scores(a, b)
     nt = [
@@ -60,10 +59,8 @@ def test_auto_measures_once_per_shape_and_accumulates_once() -> None:
         if c.kind == "nt" and c.shape == (M, N, K) and c.threads == threads
     ]
     assert len(nt) == 1 and nt[0].backend in (gemm.BLAS, gemm.ONEDNN)
-    assert nt[0].blas_seconds > 0 and nt[0].onednn_seconds > 0
-    assert (
-        len(gemm.choices()) >= before
-    )  # earlier tests in the process may have measured this shape
+    # CPU seconds of one 67 MFLOP product: well under a second on any path.
+    assert 0 <= nt[0].blas_seconds < 1 and 0 <= nt[0].onednn_seconds < 1
     torch.testing.assert_close(first, again, rtol=0, atol=0)  # one process, one path: same bits
     # The measurement of c += g.T @ a runs on a scratch copy: c is updated exactly once.
     g = torch.randn(M, N)
