@@ -13,16 +13,19 @@ from typing import Any
 __version__ = "0.1.0"
 
 _SUBMODULES = (
+    "activations",
     "data",
     "examples",
     "experimental",
     "functional",
+    "initializers",
     "layers",
     "losses",
     "metrics",
     "models",
     "optim",
     "preprocessing",
+    "regularizers",
     "tasks",
 )
 

@@ -8,16 +8,19 @@ import sys
 import pytest
 
 SUBMODULES = [
+    "activations",
     "data",
     "examples",
     "experimental",
     "functional",
+    "initializers",
     "layers",
     "losses",
     "metrics",
     "models",
     "optim",
     "preprocessing",
+    "regularizers",
     "tasks",
 ]
 
@@ -79,3 +82,37 @@ def test_symbol_list_is_real_tfrs(tfrs) -> None:
     # The list above is TFRS's own API: a typo there would make the previous test meaningless.
     for dotted in TFRS_SYMBOLS:
         _resolve(tfrs, dotted)
+
+
+# The Keras 2 symbols TFRS models are written with, at Keras's own paths with `tf.keras` replaced by `torchrs`.
+KERAS_SYMBOLS = [
+    "layers.Dense",
+    "layers.Embedding",
+    "initializers.get",
+    "initializers.GlorotUniform",
+    "initializers.TruncatedNormal",
+    "initializers.RandomUniform",
+    "regularizers.get",
+    "regularizers.L1",
+    "regularizers.L2",
+    "regularizers.L1L2",
+    "activations.get",
+    "activations.gelu",
+    "activations.hard_sigmoid",
+    "activations.linear",
+    "activations.selu",
+    "activations.softplus",
+]
+
+
+@pytest.mark.parametrize("dotted", KERAS_SYMBOLS)
+def test_keras_path_exists_in_torchrs(dotted: str) -> None:
+    import torchrs
+
+    assert _resolve(torchrs, dotted) is not None
+
+
+@pytest.mark.tf
+def test_keras_symbol_list_is_real_keras(tf) -> None:
+    for dotted in KERAS_SYMBOLS:
+        _resolve(tf.keras, dotted)

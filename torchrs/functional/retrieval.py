@@ -12,6 +12,7 @@ of row ``i`` is column ``i``, so the loss is a cross-entropy against ``arange(nu
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from torchrs.functional import gemm
 from torchrs.functional.losses import softmax_cross_entropy_with_logits
 from torchrs.functional.top_k import stable_top_k
 
@@ -316,7 +318,9 @@ class _InBatchSoftmaxLoss(torch.autograd.Function):
 
     The loss is the end of the graph for ``q`` and ``c`` (nothing else reads the scores), so the gradients
     w.r.t. both embeddings are accumulated block by block in the forward pass and merely scaled in the
-    backward pass: three matmuls in total and no (Q, C) matrix ever held in memory.
+    backward pass: three matmuls in total and no (Q, C) matrix ever held in memory. The matmuls go through
+    :mod:`torchrs.functional.gemm` (BLAS or oneDNN, whichever is faster for the shape on this machine) and the
+    score block lives in a scratch buffer reused across chunks and steps.
     """
 
     @staticmethod
@@ -334,11 +338,14 @@ class _InBatchSoftmaxLoss(torch.autograd.Function):
         dq = torch.empty_like(query) if want_dq else None
         dc = torch.zeros_like(candidate) if want_dc else None
         total = torch.zeros((), dtype=torch.float64, device=query.device)
-        candidate_t = candidate.T
+        num_candidates = candidate.shape[0]
+        # One (chunk, C) scratch block for every chunk and every step: nothing below keeps a view of it.
+        scratch = gemm.workspace(min(chunk, num_queries) * num_candidates, like=query)
         for start in range(0, num_queries, chunk):
             stop = min(start + chunk, num_queries)
             rows = torch.arange(stop - start, device=query.device)
-            block = query[start:stop] @ candidate_t  # (m, C)
+            out = scratch[: (stop - start) * num_candidates].view(stop - start, num_candidates)
+            block = gemm.scores(query[start:stop], candidate, out=out)  # (m, C)
             if temperature is not None:
                 block.div_(temperature)
             if bias is not None:
@@ -355,9 +362,9 @@ class _InBatchSoftmaxLoss(torch.autograd.Function):
                 if temperature is not None:
                     grad.div_(temperature)
                 if want_dq:
-                    torch.matmul(grad, candidate, out=dq[start:stop])  # type: ignore[index]
+                    gemm.matmul(grad, candidate, out=dq[start:stop])  # type: ignore[index]
                 if want_dc:
-                    dc.addmm_(grad.T, query[start:stop])  # type: ignore[union-attr]
+                    gemm.addmm_t_(dc, grad, query[start:stop])  # type: ignore[arg-type]
         ctx.save_for_backward(*(t for t in (dq, dc) if t is not None))
         ctx.has = (want_dq, want_dc)
         return total.to(query.dtype)
@@ -427,3 +434,121 @@ def in_batch_softmax_loss(
     return _InBatchSoftmaxLoss.apply(
         query_embeddings, candidate_embeddings, weight, bias, temperature, chunk
     )
+
+
+@dataclass(frozen=True)
+class RetrievalTaskOutput:
+    """What one call of ``tfrs.tasks.Retrieval`` computes.
+
+    Attributes:
+        loss: the scalar loss.
+        scores: ``(Q, K)`` logits exactly as handed to the loss, or ``None`` when the loss ran fused (then no
+            score matrix was ever built).
+        labels: ``(Q, K)`` labels after hard-negative mining, or ``None`` for the implicit ``eye(Q, C)``.
+    """
+
+    loss: Tensor
+    scores: Tensor | None
+    labels: Tensor | None
+
+
+def fuses(
+    query_embeddings: Tensor,
+    candidate_embeddings: Tensor,
+    *,
+    loss: Callable[..., Tensor] | None = None,
+    remove_accidental_hits: bool = False,
+    score_mask: Tensor | None = None,
+    num_hard_negatives: int | None = None,
+    return_scores: bool = False,
+) -> bool:
+    """Whether :func:`retrieval_task_loss` takes the fused path for these arguments.
+
+    The fused kernel gives the result of the step-by-step path whenever the labels stay ``eye(Q, C)`` with the
+    default loss and nobody asks for the score matrix: 2-D queries, ``Q <= C``, no custom loss, no accidental-hit
+    removal, no score mask, no hard-negative mining. Temperature, log-Q correction and sample weights are
+    covered. Pure (it only reads shapes): it never raises; invalid inputs are reported by whichever path runs.
+
+    >>> fuses(torch.zeros(4, 8), torch.zeros(6, 8)), fuses(torch.zeros(4, 8), torch.zeros(6, 8), return_scores=True)
+    (True, False)
+    """
+    return (
+        loss is None
+        and num_hard_negatives is None
+        and not remove_accidental_hits
+        and score_mask is None
+        and not return_scores
+        and query_embeddings.dim() == 2
+        and candidate_embeddings.dim() == 2
+        and query_embeddings.shape[0] <= candidate_embeddings.shape[0]
+    )
+
+
+def retrieval_task_loss(
+    query_embeddings: Tensor,
+    candidate_embeddings: Tensor,
+    *,
+    sample_weight: Tensor | None = None,
+    candidate_sampling_probability: Tensor | None = None,
+    candidate_ids: IdsLike | None = None,
+    score_mask: Tensor | None = None,
+    temperature: float | None = None,
+    num_hard_negatives: int | None = None,
+    remove_accidental_hits: bool = False,
+    loss: Callable[..., Tensor] | None = None,
+    return_scores: bool = False,
+) -> RetrievalTaskOutput:
+    """The loss of ``tfrs.tasks.Retrieval``: fused when that gives the same result, step by step otherwise.
+
+    This is the only place where the choice is made (:func:`fuses`): the fused path is
+    :func:`in_batch_softmax_loss`, the step-by-step path :func:`retrieval_logits` then :func:`retrieval_loss`.
+
+    Args:
+        query_embeddings: ``(Q, D)`` or ``(Q, H, D)``.
+        candidate_embeddings: ``(C, D)``.
+        sample_weight: optional ``(Q,)`` weights.
+        candidate_sampling_probability: optional ``(C,)`` probabilities for the log-Q correction.
+        candidate_ids: ``(C,)`` identifiers, needed by ``remove_accidental_hits``.
+        score_mask: optional ``(Q, C)`` boolean mask (False: excluded from the loss).
+        temperature: optional divisor of the scores.
+        num_hard_negatives: keep only this many hardest negatives per row when given.
+        remove_accidental_hits: push down negatives that share the positive's identifier.
+        loss: optional Keras-style loss ``loss(y_true, y_pred, sample_weight=None)``.
+        return_scores: the caller needs the score matrix (e.g. to update batch metrics).
+
+    Returns:
+        The loss, with the scores and labels when they were computed.
+
+    >>> out = retrieval_task_loss(torch.zeros(2, 4), torch.zeros(2, 4))
+    >>> out.loss, out.scores is None
+    (tensor(1.3863), True)
+    """
+    if fuses(
+        query_embeddings,
+        candidate_embeddings,
+        loss=loss,
+        remove_accidental_hits=remove_accidental_hits,
+        score_mask=score_mask,
+        num_hard_negatives=num_hard_negatives,
+        return_scores=return_scores,
+    ):
+        fused = in_batch_softmax_loss(
+            query_embeddings,
+            candidate_embeddings,
+            sample_weight=sample_weight,
+            temperature=temperature,
+            candidate_sampling_probability=candidate_sampling_probability,
+        )
+        return RetrievalTaskOutput(fused, None, None)
+    scores, labels = retrieval_logits(
+        query_embeddings,
+        candidate_embeddings,
+        temperature=temperature,
+        candidate_sampling_probability=candidate_sampling_probability,
+        candidate_ids=candidate_ids,
+        remove_accidental_hits=remove_accidental_hits,
+        score_mask=score_mask,
+        num_hard_negatives=num_hard_negatives,
+    )
+    value = retrieval_loss(scores, labels, sample_weight=sample_weight, loss=loss)
+    return RetrievalTaskOutput(value, scores, labels)

@@ -9,13 +9,16 @@ number, as in both frameworks.
 
 :func:`top_k_dot` is the brute-force search behind ``BruteForce``: it never builds the full
 ``(num_queries, num_candidates)`` score matrix. It walks over blocks of queries and candidates, scores one
-block with a matmul into a reused buffer, and merges the block's best scores into a running top-k. A block is
-only searched for rows whose best score beats the row's current k-th score (a single max-reduction decides),
-which after the first few blocks skips most of the selection work. The result is the exact stable top k of
-the scores it computes. Those equal the full matrix ``queries @ candidates.T`` bit for bit whenever one block
-covers the corpus (up to 2048 candidates for k <= 32 by default), and in every case measured with blocks of
-at least 64 x 64 (the block splitter never leaves a short tail); BLAS does not promise shape-independent
-rounding, so tiny hand-picked ``chunk_size`` values can move a score by an ulp.
+block with a matmul (:func:`torchrs.functional.gemm.scores`: BLAS into a scratch buffer reused across calls,
+or oneDNN where it measured faster for the block's shape), and merges the block's best scores into a running
+top-k. A block is only searched for rows whose best score beats the row's current k-th score (a single
+max-reduction decides), which after the first few blocks skips most of the selection work. The result is the
+exact stable top k of the scores it computes. When the blocks run on BLAS, those equal the full matrix
+``queries @ candidates.T`` bit for bit whenever one block covers the corpus (up to 2048 candidates for
+k <= 32 by default), and in every case measured with blocks of at least 64 x 64 (the block splitter never
+leaves a short tail); BLAS does not promise shape-independent rounding, so tiny hand-picked ``chunk_size``
+values can move a score by an ulp. On oneDNN a score differs from BLAS's by at most the rounding bound of a
+``D``-term float32 dot product (see :mod:`torchrs.functional.gemm`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import itertools
 
 import torch
 from torch import Tensor
+
+from torchrs.functional import gemm
 
 #: Block sizes of :func:`top_k_dot`, chosen by measurement on 2 CPU cores (1M x 64 candidates, 1024 queries):
 #: up to this k, small blocks whose selection is mostly skipped win (k=10: 0.67 s; k=20: 0.86 s; one full
@@ -293,7 +298,7 @@ def top_k_dot(
         indices = torch.empty(num_queries, k, dtype=torch.long, device=queries.device)  # (B, k)
         longest_query = max(stop - start for start, stop in query_spans)
         longest_block = max(stop - start for start, stop in candidate_spans)
-        buffer = queries.new_empty(longest_query * longest_block)
+        buffer = gemm.workspace(longest_query * longest_block, like=queries)
         for start, stop in query_spans:
             values[start:stop], indices[start:stop] = _block_top_k(
                 queries[start:stop].detach(), candidates.detach(), k, candidate_spans, buffer
@@ -325,7 +330,7 @@ def _block_top_k(
     values = indices = queries.new_empty(0)
     for start, stop in spans:
         view = buffer[: num_queries * (stop - start)].view(num_queries, stop - start)
-        scores = torch.matmul(queries, candidates[start:stop].T, out=view)  # (Q, C)
+        scores = gemm.scores(queries, candidates[start:stop], out=view)  # (Q, C)
         if start == 0:
             indices = _stable_top_k_indices(scores, k)  # (Q, k)
             values = scores.gather(1, indices)  # (Q, k)

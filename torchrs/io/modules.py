@@ -38,7 +38,7 @@ class Tower(nn.Sequential):
 
 def _mask_passing(layer: nn.Module) -> bool:
     """Layers Keras lets a mask through unchanged (``supports_masking`` without ``compute_mask``)."""
-    from torchrs.layers._keras_init import KerasDense
+    from torchrs.layers.dense import KerasDense
 
     return isinstance(layer, KerasDense | nn.Dropout)
 
@@ -118,7 +118,7 @@ class Functional(nn.Module):
         inputs: the input names in call order, or ``{key: input name}`` for a dict-input model.
         outputs: a ref, or a list / dict of refs.
 
-    >>> from torchrs.layers._keras_init import KerasDense
+    >>> from torchrs.layers.dense import KerasDense
     >>> model = Functional(
     ...     {"a": KerasDense(2, input_dim=3), "b": KerasDense(2, input_dim=3), "sum": Merge("Add")},
     ...     [

@@ -379,7 +379,7 @@ def _embedding(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix
 
 
 def _dense(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
-    from torchrs.layers._keras_init import KerasDense
+    from torchrs.layers.dense import KerasDense
 
     config = _config(spec)
     out_features, in_features = spec["shapes"]["weight"]

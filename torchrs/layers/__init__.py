@@ -10,6 +10,7 @@ from typing import Any
 _SUBMODULES = (
     "blocks",
     "dcn",
+    "dense",
     "embedding",
     "factorized_top_k",
     "feature_interaction",
@@ -22,6 +23,8 @@ _SUBMODULES = (
 )
 # Keras core layers TFRS models use, by name -> the submodule that defines them.
 _KERAS_LAYERS = {
+    "Dense": "dense",
+    "Embedding": "embedding",
     "Add": "merging",
     "Average": "merging",
     "Concatenate": "merging",
@@ -37,7 +40,7 @@ _KERAS_LAYERS = {
     "GlobalAveragePooling1D": "pooling",
 }
 
-__all__ = ["Dense", "Embedding", *_KERAS_LAYERS, *_SUBMODULES]
+__all__ = [*_KERAS_LAYERS, *_SUBMODULES]
 
 
 def __getattr__(name: str) -> Any:
@@ -45,12 +48,4 @@ def __getattr__(name: str) -> Any:
         return importlib.import_module(f"torchrs.layers.{name}")
     if name in _KERAS_LAYERS:
         return getattr(importlib.import_module(f"torchrs.layers.{_KERAS_LAYERS[name]}"), name)
-    if name == "Embedding":
-        from torchrs.layers.embedding import Embedding
-
-        return Embedding
-    if name == "Dense":
-        from torchrs.layers._keras_init import KerasDense
-
-        return KerasDense
     raise AttributeError(f"module 'torchrs.layers' has no attribute {name!r}")

@@ -8,14 +8,9 @@ from typing import cast
 import torch
 from torch import nn
 
-from torchrs.layers._keras_init import (
-    ActivationLike,
-    KerasDense,
-    check_input,
-    check_positive_int,
-    get_activation,
-    regularization_loss,
-)
+from torchrs.activations import ActivationLike, get_activation
+from torchrs.layers._checks import check_input, check_positive_int
+from torchrs.layers.dense import Dense, regularization_loss
 
 __all__ = ["MLP"]
 
@@ -65,26 +60,23 @@ class MLP(nn.Module):
         get_activation(activation)  # validated even when unused (a single layer), to fail early
         self.name = name
         self._sublayers = nn.ModuleList(
-            KerasDense(num_units, activation=activation, use_bias=use_bias)
-            for num_units in units[:-1]
+            Dense(num_units, activation=activation, use_bias=use_bias) for num_units in units[:-1]
         )
-        self._sublayers.append(
-            KerasDense(units[-1], activation=final_activation, use_bias=use_bias)
-        )
+        self._sublayers.append(Dense(units[-1], activation=final_activation, use_bias=use_bias))
         if input_dim is not None:
             self.build(input_dim)
 
     @property
     def built(self) -> bool:
         """Whether every layer's weights exist."""
-        return all(cast(KerasDense, layer).built for layer in self._sublayers)
+        return all(cast(Dense, layer).built for layer in self._sublayers)
 
     def build(self, input_dim: int) -> None:
         """Creates the weights for inputs whose last dimension is ``input_dim``."""
         check_positive_int(input_dim, "input_dim")
         in_features = input_dim
         for module in self._sublayers:
-            layer = cast(KerasDense, module)
+            layer = cast(Dense, module)
             units = cast(int, layer.units)  # MLP layers always have their size
             layer.build(in_features, units)
             in_features = units

@@ -5,13 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from torchrs.layers._keras_init import (
-    InitializerLike,
-    RegularizerLike,
-    check_positive_int,
-    get_initializer,
-    get_regularizer,
-)
+from torchrs.initializers import InitializerLike, get_initializer
+from torchrs.layers._checks import check_positive_int
+from torchrs.regularizers import RegularizerLike, get_regularizer
 
 
 class Embedding(nn.Embedding):

@@ -7,9 +7,13 @@ hit count per ``k``, as torchmetrics states (``dist_reduce_fx="sum"``) so the me
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+import hashlib
+import weakref
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torchmetrics
 from torch import Tensor, nn
@@ -66,6 +70,15 @@ class FactorizedTopK(Factorized):
     Evaluation is id-based when ``true_candidate_ids`` is passed to ``update`` and score-based otherwise;
     see :mod:`torchrs.functional.top_k_metrics` for both rules.
 
+    Batches given as an iterable are re-read at every update, as TFRS re-embeds its candidate dataset. In
+    evaluation (queries that do not require grad) one pass is kept in :attr:`corpus_snapshot` and reused for as
+    long as nothing the embeddings depend on has changed (:class:`CorpusState` says what is compared): same
+    results, one embedding pass per evaluation instead of one per batch.
+
+    Attributes:
+        corpus_snapshot: the :class:`CorpusSnapshot` of the last pass over an iterable of batches, or ``None``
+            (none yet, ``reset()``, or candidates given as a tensor / ``TopK`` layer).
+
     >>> import torch
     >>> metric = FactorizedTopK(candidates=torch.eye(3), ks=(1, 2))
     >>> metric.update(torch.tensor([[1.0, 0.5, 0.0]]), torch.tensor([[0.0, 1.0, 0.0]]))
@@ -101,12 +114,8 @@ class FactorizedTopK(Factorized):
             source = candidates
             candidates = Streaming(k=max(ks)).index_from_dataset(candidates)
         self.name = name
-        # Batches given as an iterable are re-read at every update, as TFRS re-embeds its candidate dataset.
-        # In evaluation (queries not requiring grad) a snapshot is reused while the tensors / model weights behind the batches are
-        # unchanged (their in-place version counters say so): same results, one embedding pass per evaluation.
-        self.__dict__["_source"] = source
-        self.__dict__["_snapshot"] = None
-        self.__dict__["_snapshot_key"] = None
+        self._corpus_source = source
+        self.corpus_snapshot: CorpusSnapshot | None = None
         self._ks = ks
         self._candidates = candidates
         self.add_state(
@@ -180,21 +189,26 @@ class FactorizedTopK(Factorized):
             self.weight += weight.sum()
 
     def _index(self, reuse_snapshot: bool) -> TopK:
-        source = self.__dict__["_source"]
-        if source is None or not reuse_snapshot:
+        """The layer to query: the corpus snapshot when it may be used and is current, else ``candidates``."""
+        if self._corpus_source is None or not reuse_snapshot:
             return self._candidates
-        key = _version_key(source)
-        if key is None:
+        state = CorpusState.of(self._corpus_source)
+        if state is None:
             return self._candidates
-        if self.__dict__["_snapshot"] is None or key != self.__dict__["_snapshot_key"]:
-            self.__dict__["_snapshot"] = BruteForce(k=max(self._ks)).index_from_dataset(source)
-            self.__dict__["_snapshot_key"] = key
-        return self.__dict__["_snapshot"]
+        if self.corpus_snapshot is None or not self.corpus_snapshot.state.matches(state):
+            index = BruteForce(k=max(self._ks)).index_from_dataset(self._corpus_source)
+            self.corpus_snapshot = CorpusSnapshot(index=index, state=state)
+        return self.corpus_snapshot.index
 
     def reset(self) -> None:
         super().reset()
-        self.__dict__["_snapshot"] = None
-        self.__dict__["_snapshot_key"] = None
+        self.corpus_snapshot = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The snapshot is a cache holding weak references: copies and pickles start without one.
+        state = super().__getstate__()
+        state["corpus_snapshot"] = None
+        return state
 
     def compute(self) -> list[Tensor]:
         # Keras Mean with no updates reports 0 (divide_no_nan).
@@ -203,25 +217,115 @@ class FactorizedTopK(Factorized):
         return list((self.hits / self.weight).to(torch.float32).unbind())
 
 
-def _version_key(source: Iterable) -> tuple | None:
-    """A key that changes whenever the candidates behind ``source`` may have changed, or None if unknowable.
+class _Unknowable(Exception):
+    """Raised while reading a corpus' state when part of it cannot be compared cheaply and exactly."""
 
-    Known: a ``MappedBatches`` over a re-iterable whose function is an ``nn.Module`` (the tutorial's
-    ``movies.batch(128).map(movie_model)``), and lists / tuples of tensors. Optimizer steps and
-    ``load_state_dict`` modify tensors in place, which bumps their version counters.
+
+@dataclass(frozen=True, eq=False)
+class CorpusState:
+    """What the candidate embeddings of an iterable corpus depend on, read at one moment.
+
+    Known sources (any other gives no state, so no snapshot: the corpus is re-read at every update):
+
+    * a :class:`~torchrs.data.MappedBatches` over a list / tuple of batches whose function is an ``nn.Module``
+      (the tutorial's ``movies.batch(128).map(movie_model)``). Compared: the module and every submodule
+      (identity and ``training`` flag), every parameter and buffer (identity and in-place version counter:
+      optimizer steps and ``load_state_dict`` bump it), each lookup layer's ``vocabulary_version``
+      (``set_vocabulary``, ``adapt``, ``load_state_dict``), and the batches themselves: their number and
+      structure, tensors by identity and version, NumPy arrays by a BLAKE2b digest of their bytes, ``str`` /
+      ``bytes`` / numbers by value. A batch holding anything else makes the state unknowable;
+    * a list / tuple of embedding tensors or of ``(identifiers, embeddings)`` tensor pairs (identity and
+      version of each tensor).
+
+    Attributes:
+        tensors: weak references to the tensors and modules read (a freed or replaced one never matches).
+        versions: the tensors' version counters at that moment.
+        values: everything else, compared by value (structure, digests, flags, vocabulary versions).
     """
-    if isinstance(source, MappedBatches):
-        if not isinstance(source.fn, nn.Module) or not isinstance(source.batches, (list, tuple)):
-            return None
-        tensors = [*source.fn.parameters(), *source.fn.buffers()]
-        return (id(source), id(source.fn), *((id(t), t._version) for t in tensors))
-    if isinstance(source, (list, tuple)):
-        flat: list[Tensor] = []
-        for element in source:
-            parts = element if isinstance(element, (list, tuple)) else (element,)
-            for part in parts:
-                if not isinstance(part, Tensor):
+
+    tensors: tuple[weakref.ReferenceType, ...]
+    versions: tuple[int, ...]
+    values: tuple[Hashable, ...]
+
+    @classmethod
+    def of(cls, source: Iterable) -> CorpusState | None:
+        """The state of ``source`` now, or ``None`` when it cannot be known (then nothing may be cached)."""
+        objects: list[Tensor | nn.Module] = []
+        values: list[Hashable] = []
+        try:
+            if isinstance(source, MappedBatches):
+                if not isinstance(source.fn, nn.Module) or not isinstance(
+                    source.batches, (list, tuple)
+                ):
                     return None
-                flat.append(part)
-        return (id(source), *((id(t), t._version) for t in flat))
-    return None
+                for module in source.fn.modules():
+                    objects.append(module)
+                    values.append((module.training, getattr(module, "vocabulary_version", None)))
+                objects.extend(source.fn.parameters())
+                objects.extend(source.fn.buffers())
+                _read_batch(source.batches, objects, values, tensors_only=False)
+            elif isinstance(source, (list, tuple)):
+                _read_batch(source, objects, values, tensors_only=True)
+            else:
+                return None
+        except _Unknowable:
+            return None
+        versions = tuple(o._version if isinstance(o, Tensor) else -1 for o in objects)
+        return cls(tuple(weakref.ref(o) for o in objects), versions, tuple(values))
+
+    def matches(self, other: CorpusState) -> bool:
+        """Whether ``other`` was read from the very same, unchanged objects."""
+        return (
+            self.versions == other.versions
+            and self.values == other.values
+            and len(self.tensors) == len(other.tensors)
+            and all(
+                mine() is not None and mine() is theirs()
+                for mine, theirs in zip(self.tensors, other.tensors, strict=True)
+            )
+        )
+
+
+@dataclass(frozen=True)
+class CorpusSnapshot:
+    """One embedding pass over an iterable corpus, indexed, with the :class:`CorpusState` it was read in.
+
+    Attributes:
+        index: a ``BruteForce`` over the embeddings of that pass (exact, like the ``Streaming`` it stands for).
+        state: what the embeddings depended on when they were computed.
+    """
+
+    index: TopK
+    state: CorpusState
+
+
+def _read_batch(
+    batch: Any, objects: list[Tensor | nn.Module], values: list[Hashable], *, tensors_only: bool
+) -> None:
+    """Appends what ``batch`` holds to ``objects`` (tensors) and ``values``; raises _Unknowable otherwise."""
+    if isinstance(batch, Tensor):
+        objects.append(batch)
+        values.append("tensor")
+    elif isinstance(batch, (list, tuple)):
+        values.append((type(batch).__name__, len(batch)))
+        for element in batch:
+            _read_batch(element, objects, values, tensors_only=tensors_only)
+    elif tensors_only:
+        raise _Unknowable
+    elif isinstance(batch, np.ndarray):
+        if batch.dtype.hasobject:
+            items = batch.ravel().tolist()
+            if not all(isinstance(x, (str, bytes, int, float)) for x in items):
+                raise _Unknowable
+            values.append(("object-array", batch.shape, tuple(items)))
+        else:
+            digest = hashlib.blake2b(np.ascontiguousarray(batch).data, digest_size=16).digest()
+            values.append(("array", batch.dtype.str, batch.shape, digest))
+    elif isinstance(batch, Mapping):
+        values.append(("mapping", tuple(batch)))
+        for element in batch.values():
+            _read_batch(element, objects, values, tensors_only=tensors_only)
+    elif batch is None or isinstance(batch, (str, bytes, int, float, np.generic)):
+        values.append((type(batch).__name__, batch))
+    else:
+        raise _Unknowable

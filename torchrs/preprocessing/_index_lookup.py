@@ -357,6 +357,9 @@ class IndexLookup(nn.Module):
         self._has_input_vocabulary = bool(has_input_vocabulary)
         self._frozen_vocab_size: int | None = frozen_vocab_size
         self._tokens: list[Hashable] | None = None
+        #: Bumped whenever the vocabulary changes (set_vocabulary, adapt, load_state_dict), so that caches of
+        #: this layer's outputs (FactorizedTopK's corpus snapshot) can tell; tensors have version counters.
+        self.vocabulary_version = 0
         self._reset_adapt_state()
         # Follows .to(device): outputs computed on the CPU (strings) are moved to this device.
         self.register_buffer("_device_anchor", torch.empty(0), persistent=False)
@@ -578,6 +581,7 @@ class IndexLookup(nn.Module):
         self._ensure_vocab_size_unchanged(new_size)
         self._build_table(tokens)
         self._tokens = list(tokens)
+        self.vocabulary_version += 1
         self._frozen_vocab_size = new_size
         if idf_weights is not None:
             self.idf_weights = idf_weights.to(self._output_device())
@@ -889,6 +893,7 @@ class IndexLookup(nn.Module):
                 self._install_tokens(tokens, None if idf is None or idf.numel() == 0 else idf)
             else:
                 self._tokens = None
+                self.vocabulary_version += 1
         except (ValueError, RuntimeError, TypeError) as err:
             error_msgs.append(f"While loading the vocabulary of {type(self).__name__}: {err}")
 

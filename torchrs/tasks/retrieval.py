@@ -22,10 +22,11 @@ class Retrieval(Task):
     """A factorized retrieval task: in-batch softmax over query x candidate scores.
 
     Row ``i`` of the queries chose candidate ``i``; every other candidate in the batch is a negative. The loss
-    is categorical cross-entropy from logits with SUM reduction over the batch (TFRS's default). With the
-    default loss and no option that changes the labels (hard negatives, accidental hits, score mask, batch
-    metrics), it runs fused (:func:`torchrs.functional.retrieval.in_batch_softmax_loss`): scores, softmax and
-    both gradients in one cache-sized pass, never materialising the (Q, C) score or label matrix.
+    is categorical cross-entropy from logits with SUM reduction over the batch (TFRS's default). The loss is
+    :func:`torchrs.functional.retrieval.retrieval_task_loss`: with the default loss, no option that changes the
+    labels (hard negatives, accidental hits, score mask) and no batch metric to update in this call, it runs
+    fused: scores, softmax and both gradients in one cache-sized pass, never materialising the (Q, C) score or
+    label matrix.
 
     Args:
         loss: a Keras-style loss ``loss(y_true, y_pred, sample_weight=None)``; defaults to
@@ -116,78 +117,35 @@ class Retrieval(Task):
         Returns:
             The scalar loss.
         """
-        if self._can_fuse(query_embeddings, candidate_embeddings, score_mask):
-            loss = self._fused_loss(
-                query_embeddings,
-                candidate_embeddings,
-                sample_weight,
-                candidate_sampling_probability,
-            )
-            self._update_metrics(
-                loss,
-                query_embeddings,
-                candidate_embeddings,
-                sample_weight,
-                candidate_ids,
-                compute_metrics,
-                None,
-                None,
-            )
-            return loss
-        scores, labels = _F.retrieval_logits(
+        update_batch_metrics = compute_batch_metrics and len(self._batch_metrics) > 0
+        out = _F.retrieval_task_loss(
             query_embeddings,
             candidate_embeddings,
-            temperature=self._temperature,
+            sample_weight=sample_weight,
             candidate_sampling_probability=candidate_sampling_probability,
             candidate_ids=candidate_ids,
-            remove_accidental_hits=self._remove_accidental_hits,
             score_mask=score_mask,
+            temperature=self._temperature,
             num_hard_negatives=self._num_hard_negatives,
+            remove_accidental_hits=self._remove_accidental_hits,
+            loss=self._loss,
+            return_scores=update_batch_metrics,
         )
-        loss = _F.retrieval_loss(scores, labels, sample_weight=sample_weight, loss=self._loss)
         self._update_metrics(
-            loss,
+            out.loss,
             query_embeddings,
             candidate_embeddings,
             sample_weight,
             candidate_ids,
             compute_metrics,
-            scores if compute_batch_metrics else None,
-            labels,
+            out.scores if update_batch_metrics else None,
+            out.labels,
         )
-        return loss
+        return out.loss
 
     @staticmethod
     def _metrics(modules: nn.ModuleList) -> list[torchmetrics.Metric]:
         return [cast(torchmetrics.Metric, metric) for metric in modules]
-
-    def _can_fuse(self, query: Tensor, candidate: Tensor, score_mask: Any) -> bool:
-        """The fused kernel covers the default loss whenever the labels stay eye(Q, C) and no scores are needed."""
-        return (
-            self._loss is None
-            and self._num_hard_negatives is None
-            and not self._remove_accidental_hits
-            and score_mask is None
-            and len(self._batch_metrics) == 0
-            and query.dim() == 2
-            and candidate.dim() == 2
-            and query.shape[0] <= candidate.shape[0]
-        )
-
-    def _fused_loss(
-        self,
-        query: Tensor,
-        candidate: Tensor,
-        sample_weight: Any,
-        candidate_sampling_probability: Any,
-    ) -> Tensor:
-        return _F.in_batch_softmax_loss(
-            query,
-            candidate,
-            sample_weight=sample_weight,
-            temperature=self._temperature,
-            candidate_sampling_probability=candidate_sampling_probability,
-        )
 
     # Metric updates run eagerly under torch.compile (Model.compile(jit_compile=True)): torchmetrics keeps Python
     # counters that would make dynamo recompile at every step.
@@ -217,7 +175,7 @@ class Retrieval(Task):
                     sample_weight=sample_weight,
                 )
 
-        if scores is not None and len(self._batch_metrics):
+        if scores is not None:
             with torch.no_grad():
                 dense = labels if labels is not None else _F.eye_labels(*scores.shape, like=scores)
                 for metric in self._metrics(self._batch_metrics):

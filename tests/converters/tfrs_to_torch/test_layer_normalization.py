@@ -17,7 +17,7 @@ import torchrs
 from converters.tfrs_to_torch import load_weights
 from converters.tfrs_to_torch.cli import EXIT_VERIFICATION_FAILED, main
 from torchrs.layers import LayerNormalization
-from torchrs.layers._keras_init import KerasDense
+from torchrs.layers.dense import KerasDense
 
 pytestmark = pytest.mark.tf
 
@@ -91,8 +91,27 @@ def test_plain_saved_model_with_another_epsilon_fails_verification(
     # tf.saved_model.save keeps no config: Keras's default epsilon is assumed, and the forward comparison
     # catches an export whose epsilon was not the default.
     out = tmp_path / "out"
-    code = main([str(ln_exports["root"] / "saved_model_eps"), "--out", str(out)])
+    code = main(
+        [str(ln_exports["root"] / "saved_model_eps"), "--out", str(out), "--graph", "never"]
+    )
     err = capsys.readouterr().err
     assert (
         code == EXIT_VERIFICATION_FAILED and "the TF forward comparison" in err and not out.exists()
     )
+
+
+def test_plain_saved_model_with_another_epsilon_converts_as_a_translated_graph(
+    ln_exports, tmp_path, capsys, tf
+) -> None:
+    # By default the failed layer-by-layer rebuild falls back to the traced signature, which holds the
+    # real epsilon: the translated graph reproduces TF.
+    out = tmp_path / "out"
+    assert main([str(ln_exports["root"] / "saved_model_eps"), "--out", str(out)]) == 0
+    assert "translating the exported signatures" in capsys.readouterr().err
+    model = torchrs.load(out)
+    (name,) = model.signatures["serving_default"].input_names
+    got = model.signatures["serving_default"](**{name: _inputs()})
+    (value,) = got.values()
+    loaded = tf.saved_model.load(str(ln_exports["root"] / "saved_model_eps"))
+    (expected,) = loaded.signatures["serving_default"](tf.constant(_inputs())).values()
+    np.testing.assert_allclose(value.detach().numpy(), expected.numpy(), atol=TOL, rtol=0)

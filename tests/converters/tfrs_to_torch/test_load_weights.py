@@ -9,7 +9,7 @@ from torch import nn
 
 from converters.tfrs_to_torch import ConversionError, LoadingInfo, load_weights
 from converters.tfrs_to_torch.cli import main
-from torchrs.layers._keras_init import KerasDense
+from torchrs.layers.dense import KerasDense
 from torchrs.layers.embedding import Embedding
 from torchrs.preprocessing import StringLookup
 

@@ -32,7 +32,7 @@ from torch import nn
 from converters.tfrs_to_torch import load_weights
 from converters.tfrs_to_torch.cli import main
 from torchrs.io import load_optimizer_state
-from torchrs.layers._keras_init import KerasDense
+from torchrs.layers.dense import KerasDense
 from torchrs.layers.embedding import Embedding
 from torchrs.optim import SGD, Adagrad, Adam, legacy
 

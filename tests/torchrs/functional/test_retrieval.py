@@ -73,3 +73,47 @@ def test_fused_without_grad_and_bad_shapes() -> None:
     assert loss.item() == pytest.approx(2 * math.log(2))
     with pytest.raises(ValueError, match="num_queries <= num_candidates"):
         F.in_batch_softmax_loss(torch.zeros(3, 3), torch.zeros(2, 3))
+
+
+_Q, _C, _D = 3, 5, 4
+
+
+@pytest.mark.parametrize(
+    ("options", "fused"),
+    [
+        ({}, True),
+        ({"temperature": 0.5, "sample_weight": torch.ones(_Q)}, True),
+        ({"candidate_sampling_probability": torch.full((_C,), 0.2)}, True),
+        ({"return_scores": True}, False),
+        ({"num_hard_negatives": 2}, False),
+        ({"remove_accidental_hits": True, "candidate_ids": torch.arange(_C)}, False),
+        ({"score_mask": torch.ones(_Q, _C, dtype=torch.bool)}, False),
+        ({"query_embeddings": torch.randn(_Q, 2, _D)}, False),
+        ({"query_embeddings": torch.randn(_C + 1, _D)}, False),
+    ],
+)
+def test_one_choice_between_fused_and_step_by_step(options: dict, fused: bool) -> None:
+    # `fuses` is the only decision; retrieval_task_loss follows it (no score matrix when fused) and both
+    # paths give the same loss: 1e-6 relative (float32 sums of a few terms in another order).
+    g = torch.Generator().manual_seed(0)
+    q = options.pop("query_embeddings", torch.randn(_Q, _D, generator=g))
+    c = torch.randn(_C, _D, generator=g)
+    decision = {
+        k: v
+        for k, v in options.items()
+        if k in ("remove_accidental_hits", "score_mask", "num_hard_negatives", "return_scores")
+    }
+    assert F.fuses(q, c, **decision) is fused
+    out = F.retrieval_task_loss(q, c, **options)
+    assert (out.scores is None) is fused
+    if fused:
+        step_by_step = F.retrieval_task_loss(q, c, **options, loss=None, return_scores=True)
+        assert step_by_step.scores is not None
+        assert out.loss.item() == pytest.approx(step_by_step.loss.item(), rel=1e-6)
+
+
+def test_custom_loss_never_fuses() -> None:
+    from torchrs.losses import CategoricalCrossentropy
+
+    loss = CategoricalCrossentropy(from_logits=True, reduction="sum")
+    assert not F.fuses(torch.zeros(2, 3), torch.zeros(2, 3), loss=loss)

@@ -2,7 +2,7 @@
 
 torchrs layers name their Dense sub-layers after the TFRS attributes (``_dense``, ``_dense_u``,
 ``_dense_v``, ``_dense_u_kernels.{i}``, ``_sublayers.{i}``), so the TF sub-layer behind a torch
-:class:`~torchrs.layers._keras_init.KerasDense` is found by walking the same attribute path. Keras
+:class:`~torchrs.layers.dense.Dense` is found by walking the same attribute path. Keras
 kernels are ``[in, out]``; torch weights are ``[out, in]``. TensorFlow is never imported here: the
 functions only use the TF objects they are given.
 """
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from torchrs.layers._keras_init import KerasDense
+from torchrs.layers.dense import KerasDense
 
 
 def _tf_sublayer(tf_layer: Any, path: str) -> Any:

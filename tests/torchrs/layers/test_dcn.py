@@ -13,10 +13,11 @@ from tests.torchrs.layers._tf_copy import (
     tf_run,
     torch_run,
 )
+from torchrs.initializers import TruncatedNormal
 from torchrs.layers import dcn as old_dcn
-from torchrs.layers._keras_init import L1, TruncatedNormal
 from torchrs.layers.feature_interaction import Cross
 from torchrs.layers.feature_interaction.dcn import cross
+from torchrs.regularizers import L1
 
 X0 = [[0.1, 0.2, 0.3]]
 X = [[0.4, 0.5, 0.6]]

@@ -13,7 +13,7 @@ from tests.torchrs.layers._tf_copy import (
     tf_run,
     torch_run,
 )
-from torchrs.layers._keras_init import TruncatedNormal
+from torchrs.initializers import TruncatedNormal
 from torchrs.layers.feature_interaction import MultiLayerDCN
 
 X0 = [[0.1, 0.2, 0.3]]

@@ -184,3 +184,103 @@ def test_evaluation_snapshot_tracks_weight_changes() -> None:
         torch.eye(4).requires_grad_(), -torch.eye(4)
     )  # training: Streaming re-reads, like TFRS
     assert len(calls) == 6
+
+
+def _title_tower(vocabulary: list[str], seed: int = 0) -> torch.nn.Module:
+    from torchrs.layers import Embedding
+    from torchrs.preprocessing import StringLookup
+
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(
+        StringLookup(vocabulary=vocabulary, mask_token=None), Embedding(len(vocabulary) + 1, 4)
+    )
+
+
+def test_corpus_snapshot_tracks_vocabulary_changes() -> None:
+    # A lookup's vocabulary is not a tensor (StringLookup keeps a dict): without `vocabulary_version` in the
+    # corpus state, set_vocabulary would leave the snapshot mapping every title to its old row. The snapshot
+    # metric must report what a metric re-reading the corpus at every update (Streaming, as TFRS) reports.
+    from torchrs.data import map_batches
+
+    titles = ["a", "b", "c", "d", "e", "f"]
+    batches = [np.array(titles[:4]), np.array(titles[4:])]
+    tower = _title_tower(titles)
+    g = torch.Generator().manual_seed(3)
+    queries, positives = torch.randn(5, 4, generator=g), torch.randn(5, 4, generator=g)
+    metric = FactorizedTopK(candidates=map_batches(batches, tower), ks=(1, 3))
+    reference = FactorizedTopK(candidates=map_batches(batches, tower), ks=(1, 3))
+    with torch.no_grad():
+        metric.update(queries, positives)
+        first = metric.corpus_snapshot
+        assert first is not None
+        metric.update(queries, positives)
+        assert metric.corpus_snapshot is first  # unchanged corpus: reused
+    for _ in range(2):  # grad-requiring queries: re-read at every update, never a snapshot
+        reference.update(queries.clone().requires_grad_(), positives)
+    assert reference.corpus_snapshot is None
+    before = [float(v) for v in metric.result()]
+    assert before == [float(v) for v in reference.result()]
+
+    tower[0].set_vocabulary(titles[::-1])  # same size, every title now maps to another row
+    with torch.no_grad():
+        metric.update(queries, -positives)
+    reference.update(queries.clone().requires_grad_(), -positives)
+    assert metric.corpus_snapshot is not None and metric.corpus_snapshot is not first
+    # Hit rates are counts over the same queries compared through the same scores: equal, not merely close.
+    assert [float(v) for v in metric.result()] == [float(v) for v in reference.result()]
+    stale = first.index(queries, k=3)[1]
+    fresh = metric.corpus_snapshot.index(queries, k=3)[1]
+    assert not torch.equal(
+        stale, fresh
+    )  # the change did move the retrieved rows: the test can fail
+
+
+def test_corpus_snapshot_tracks_replaced_weights_batches_and_mode() -> None:
+    from torchrs.data import map_batches
+
+    titles = ["a", "b", "c", "d"]
+    batches = [np.array(titles[:2]), np.array(titles[2:])]
+    tower = _title_tower(titles)
+    metric = FactorizedTopK(candidates=map_batches(batches, tower), ks=(1,))
+    queries = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+
+    def snapshot() -> object:
+        with torch.no_grad():
+            metric.update(queries, queries)
+        return metric.corpus_snapshot
+
+    first = snapshot()
+    assert snapshot() is first
+    tower[1].weight = torch.nn.Parameter(torch.randn(5, 4))  # replaced, not modified in place
+    second = snapshot()
+    assert second is not first
+    with torch.no_grad():
+        tower[1].weight.add_(1.0)  # in place: the version counter moves
+    third = snapshot()
+    assert third is not second
+    batches[1][0] = "a"  # the corpus itself changes in place
+    fourth = snapshot()
+    assert fourth is not third
+    tower.eval()  # a mode switch can change outputs (dropout, batch norm)
+    assert snapshot() is not fourth
+
+
+def test_corpus_snapshot_is_not_kept_for_unknowable_sources() -> None:
+    from torchrs.data import map_batches
+
+    metric = FactorizedTopK(candidates=map_batches([object()], lambda b: torch.eye(2)), ks=(1,))
+    with torch.no_grad():
+        metric.update(torch.eye(2), torch.eye(2))
+    assert metric.corpus_snapshot is None
+    metric.update(torch.eye(2), torch.eye(2))
+    assert [float(v) for v in metric.result()] == [1.0]
+
+
+def test_corpus_snapshot_dropped_by_copies() -> None:
+    import copy
+
+    metric = FactorizedTopK(candidates=[torch.eye(3)], ks=(1,))
+    with torch.no_grad():
+        metric.update(torch.eye(3), torch.eye(3))
+    assert metric.corpus_snapshot is not None
+    assert copy.deepcopy(metric).corpus_snapshot is None

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import torchrs as trs
-from torchrs.layers._keras_init import KerasDense
+from torchrs.layers.dense import KerasDense
 from torchrs.losses import MeanSquaredError
 from torchrs.metrics import RootMeanSquaredError
 

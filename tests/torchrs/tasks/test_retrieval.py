@@ -11,7 +11,7 @@ import torch
 
 from torchrs.functional.retrieval import MIN_FLOAT
 from torchrs.losses import CategoricalCrossentropy
-from torchrs.metrics import Mean
+from torchrs.metrics import Mean, MeanSquaredError
 from torchrs.tasks import Retrieval
 
 
@@ -91,6 +91,26 @@ def test_loss_metrics_updated() -> None:
     task = Retrieval(loss_metrics=[metric])
     loss = task(torch.eye(2), torch.eye(2))
     torch.testing.assert_close(metric.result(), loss.detach())
+
+
+def test_batch_metrics_not_computed_means_fused() -> None:
+    # Batch metrics configured but not requested for this call: nothing reads the scores, so the loss runs fused
+    # (its autograd node says so) and equals the step-by-step loss of the call that does update them
+    # (1e-6 relative: the same sums in another order); the batch metric is left untouched.
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(6, 4, generator=g, requires_grad=True)
+    c = torch.randn(8, 4, generator=g)
+    metric = (
+        MeanSquaredError()
+    )  # a (labels, scores) metric: mean of (eye - scores)^2 over the batch
+    task = Retrieval(batch_metrics=[metric])
+    fused = task(q, c, compute_batch_metrics=False)
+    assert type(fused.grad_fn).__name__ == "_InBatchSoftmaxLossBackward"
+    assert float(metric.result()) == 0.0
+    step_by_step = task(q, c, compute_batch_metrics=True)
+    assert type(step_by_step.grad_fn).__name__ != "_InBatchSoftmaxLossBackward"
+    assert float(metric.result()) != 0.0
+    assert fused.item() == pytest.approx(step_by_step.item(), rel=1e-6)
 
 
 def test_min_float_value() -> None:

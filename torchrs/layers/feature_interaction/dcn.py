@@ -5,15 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from torchrs.layers._keras_init import (
-    ActivationLike,
-    InitializerLike,
-    KerasDense,
-    RegularizerLike,
-    check_input,
-    check_positive_int,
-    regularization_loss,
-)
+from torchrs.activations import ActivationLike
+from torchrs.initializers import InitializerLike
+from torchrs.layers._checks import check_input, check_positive_int
+from torchrs.layers.dense import Dense, regularization_loss
+from torchrs.regularizers import RegularizerLike
 
 __all__ = ["Cross", "cross"]
 
@@ -122,7 +118,7 @@ class Cross(nn.Module):
         self._use_bias = use_bias
         self.name = name
         if projection_dim is None:
-            self._dense = KerasDense(
+            self._dense = Dense(
                 None,
                 activation=preactivation,
                 use_bias=use_bias,
@@ -132,13 +128,13 @@ class Cross(nn.Module):
                 bias_regularizer=bias_regularizer,
             )
         else:
-            self._dense_u = KerasDense(
+            self._dense_u = Dense(
                 projection_dim,
                 use_bias=False,
                 kernel_initializer=kernel_initializer,
                 kernel_regularizer=kernel_regularizer,
             )
-            self._dense_v = KerasDense(
+            self._dense_v = Dense(
                 None,
                 activation=preactivation,
                 use_bias=use_bias,

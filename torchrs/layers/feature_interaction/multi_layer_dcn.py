@@ -7,14 +7,10 @@ from typing import cast
 import torch
 from torch import nn
 
-from torchrs.layers._keras_init import (
-    InitializerLike,
-    KerasDense,
-    RegularizerLike,
-    check_input,
-    check_positive_int,
-    regularization_loss,
-)
+from torchrs.initializers import InitializerLike
+from torchrs.layers._checks import check_input, check_positive_int
+from torchrs.layers.dense import Dense, regularization_loss
+from torchrs.regularizers import RegularizerLike
 
 __all__ = ["MultiLayerDCN"]
 
@@ -81,7 +77,7 @@ class MultiLayerDCN(nn.Module):
         self._use_bias = use_bias
         self.name = name
         self._dense_u_kernels = nn.ModuleList(
-            KerasDense(
+            Dense(
                 projection_dim,
                 use_bias=False,
                 kernel_initializer=kernel_initializer,
@@ -90,7 +86,7 @@ class MultiLayerDCN(nn.Module):
             for _ in range(num_layers)
         )
         self._dense_v_kernels = nn.ModuleList(
-            KerasDense(
+            Dense(
                 None,
                 use_bias=use_bias,
                 kernel_initializer=kernel_initializer,
@@ -112,10 +108,10 @@ class MultiLayerDCN(nn.Module):
         v = self._layers()[0][1]
         return v.out_features if v.built else None
 
-    def _layers(self) -> list[tuple[KerasDense, KerasDense]]:
+    def _layers(self) -> list[tuple[Dense, Dense]]:
         """``(U_l, V_l)`` Dense pairs, typed."""
         pairs = zip(self._dense_u_kernels, self._dense_v_kernels, strict=True)
-        return [(cast(KerasDense, u), cast(KerasDense, v)) for u, v in pairs]
+        return [(cast(Dense, u), cast(Dense, v)) for u, v in pairs]
 
     @property
     def built(self) -> bool:

@@ -1,4 +1,4 @@
-"""Tests for torchrs.layers._keras_init: Keras 2 initializers, regularizers, activations, Dense."""
+"""Tests for the Keras 2 building blocks: torchrs.initializers, .regularizers, .activations, layers.Dense."""
 
 from __future__ import annotations
 
@@ -8,16 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from torchrs.layers import _keras_init as ki
-from torchrs.layers._keras_init import (
-    L1,
-    L1L2,
-    L2,
+from torchrs import activations, initializers
+from torchrs.activations import get_activation
+from torchrs.initializers import (
     Constant,
     GlorotUniform,
     HeNormal,
     Identity,
-    KerasDense,
     Ones,
     Orthogonal,
     RandomNormal,
@@ -25,10 +22,10 @@ from torchrs.layers._keras_init import (
     TruncatedNormal,
     VarianceScaling,
     Zeros,
-    get_activation,
     get_initializer,
-    get_regularizer,
 )
+from torchrs.layers.dense import Dense as KerasDense
+from torchrs.regularizers import L1, L1L2, L2, get_regularizer
 
 # Statistical tests draw N = 1_000_000 samples. For a distribution with standard deviation s:
 # the sample mean has a standard error of s / 1000 and the sample std one of about s / 1414.
@@ -106,11 +103,11 @@ def test_variance_scaling_uniform_and_normal_alias():
 
 
 def test_compute_fans_matches_keras():
-    assert ki._compute_fans(()) == (1, 1)
-    assert ki._compute_fans((7,)) == (7, 7)
-    assert ki._compute_fans((3, 5)) == (3, 5)
+    assert initializers._compute_fans(()) == (1, 1)
+    assert initializers._compute_fans((7,)) == (7, 7)
+    assert initializers._compute_fans((3, 5)) == (3, 5)
     # Convolution kernel (h, w, in, out): receptive field 2 * 3 = 6.
-    assert ki._compute_fans((2, 3, 4, 5)) == (24, 30)
+    assert initializers._compute_fans((2, 3, 4, 5)) == (24, 30)
 
 
 def test_constant_initializers_exact():
@@ -290,17 +287,21 @@ def test_activation_hand_values():
 def test_softplus_gradient_is_sigmoid_everywhere():
     # TF's SoftplusGrad is sigmoid(x) even where the forward returns x itself (x > 13.9 in float32).
     x = torch.tensor([-20.0, 0.0, 15.0], dtype=torch.float64, requires_grad=True)
-    ki.softplus(x).sum().backward()
+    activations.softplus(x).sum().backward()
     torch.testing.assert_close(x.grad, torch.sigmoid(x.detach()))
 
 
 def test_selu_gradient_at_zero_is_tf_linear_branch():
     # TF SeluGrad uses `features < 0` for the exponential branch, so d selu / dx (0) = scale.
     x = torch.tensor([0.0, -1.0, 100.0], dtype=torch.float64, requires_grad=True)
-    y = ki.selu(x)
+    y = activations.selu(x)
     y.sum().backward()
     # d/dx at -1: scale * alpha * e^-1; at 100: scale (and no nan from the unused exp branch).
-    expected = [ki.SELU_SCALE, ki.SELU_SCALE * ki.SELU_ALPHA * math.exp(-1.0), ki.SELU_SCALE]
+    expected = [
+        activations.SELU_SCALE,
+        activations.SELU_SCALE * activations.SELU_ALPHA * math.exp(-1.0),
+        activations.SELU_SCALE,
+    ]
     torch.testing.assert_close(x.grad, torch.tensor(expected, dtype=torch.float64))
     torch.testing.assert_close(y.detach(), torch.selu(x.detach()))
 
@@ -432,7 +433,7 @@ def test_regularizers_match_keras(tf, identifier):
 
 @pytest.mark.tf
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("name", sorted(ki._ACTIVATIONS))
+@pytest.mark.parametrize("name", sorted(activations._ACTIVATIONS))
 def test_activations_match_keras(tf, name, dtype):
     # Values and gradients on [-8, 8] plus wide random values. Elementwise libm differences only:
     # float32 within 1e-6 relative + 1e-6 absolute (measured worst: 2.4e-6 absolute on values ~100,
@@ -458,3 +459,19 @@ def test_activations_match_keras(tf, name, dtype):
     # (float64 agrees to 1e-12) but rounding shows: measured 3.5e-6 relative, allowed 1e-5.
     grad_tol = 1e-5 if (name, dtype) == ("mish", "float32") else tol
     np.testing.assert_allclose(px.grad.numpy(), expected_grad, rtol=grad_tol, atol=tol)
+
+
+def test_former_module_still_exports_every_name() -> None:
+    # `torchrs.layers._keras_init` was the home of all of these; old imports must keep resolving to the same
+    # objects, not to copies (an isinstance check against a copy would silently fail).
+    import torchrs as trs
+    from torchrs.layers import _keras_init
+
+    assert _keras_init.KerasDense is trs.layers.Dense is trs.layers.dense.Dense
+    assert _keras_init.TruncatedNormal is trs.initializers.TruncatedNormal
+    assert _keras_init.L2 is trs.regularizers.L2
+    assert _keras_init.get_activation is trs.activations.get is trs.activations.get_activation
+    assert trs.initializers.get is trs.initializers.get_initializer
+    assert trs.regularizers.get is trs.regularizers.get_regularizer
+    for name in _keras_init.__all__:
+        assert getattr(_keras_init, name) is not None
