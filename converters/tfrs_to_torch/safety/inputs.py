@@ -53,7 +53,7 @@ def check_checkpoint_sizes(prefix: str) -> None:
         ConversionError: a declared tensor larger than the stored data (a forged index), or one
             larger than ``TORCHRS_MAX_LOAD_BYTES`` / the machine's memory.
     """
-    from converters.tfrs_to_torch.readers import open_checkpoint
+    from converters.tfrs_to_torch.tf_format import open_checkpoint
 
     reader = open_checkpoint(prefix)
     shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
