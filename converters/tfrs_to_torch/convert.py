@@ -158,7 +158,7 @@ def convert(
         config = CheckpointSpec(
             ModelKind(plan.model_kind),
             plan.architecture,
-            source={"path": fmt.path, "format": fmt.kind},
+            source={"path": fmt.path, "format": fmt.kind, "conversion": "structured"},
             versions=versions(),
             summary=summary,
         ).to_json()
@@ -210,6 +210,7 @@ def _write_records(
     writer.write_json(
         directory / writer.REPORT_FILE,
         {
+            "conversion": "structured",  # layer by layer into torchrs layers (not a translated graph)
             "entries": [e.as_json() for e in plan.report],
             "forward_check": forward.value,
             "safety": safety_record,

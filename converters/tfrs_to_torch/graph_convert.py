@@ -261,7 +261,10 @@ def convert_graph(
             {"source": path, "status": "converted", "target": f"tables.{path}"}
             for path in sorted(translation.tables)
         ]
-        writer.write_json(target.path / writer.REPORT_FILE, {"entries": entries})
+        writer.write_json(
+            target.path / writer.REPORT_FILE,
+            {"conversion": "graph", "entries": entries, "not_translated": translation.skipped},
+        )
         if run_verify:
             summary["verification"] = verify(target.path, export, translation)
             summary["tolerance"] = {"rtol": FLOAT_RTOL, "atol": FLOAT_ATOL}

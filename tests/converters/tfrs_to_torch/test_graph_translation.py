@@ -186,6 +186,8 @@ def test_auto_falls_back_to_the_graph_for_a_plain_export(
     assert main([str(item.export), "--out", str(out)]) == 0
     assert "translating the exported signatures" in capsys.readouterr().err
     assert isinstance(load(out), TranslatedSavedModel)
+    assert json.loads((out / "report.json").read_text())["conversion"] == "graph"
+    assert json.loads((out / "torchrs.json").read_text())["source"]["conversion"] == "graph"
 
 
 def test_unsupported_op_is_one_clear_error_and_no_output(tf, tmp_path: Path, capsys) -> None:
