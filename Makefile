@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench bench-kerasrs clean
+.PHONY: setup demo test test-numerics lint bench bench-kerasrs clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The tests marked `numerics` (BLAS / oneDNN / reduction results held to a stated tolerance) once more on
+# other CPU code paths, so that an assertion tied to one CPU's rounding fails here and not on a user's machine:
+# MKL's COMPATIBLE branch (no AVX kernels, other blocking), ATen's AVX2 kernels where the CPU has AVX-512,
+# and TensorFlow's Eigen kernels instead of oneDNN. `.ci/run` runs it after `make test`.
+NUMERICS_ENV := MKL_CBWR=COMPATIBLE ATEN_CPU_CAPABILITY=avx2 TF_ENABLE_ONEDNN_OPTS=0
+test-numerics: $(STAMP)
+	$(NUMERICS_ENV) $(PY) -m pytest -m numerics -p no:cacheprovider
 
 KR_VENV := .venv-kerasrs
 KR_STAMP := $(KR_VENV)/.installed

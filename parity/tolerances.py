@@ -159,11 +159,13 @@ TOLERANCES: dict[str, ScenarioTolerances] = {
             "2.0e-7 relative; an untransposed Cross kernel or wrong Adam epsilon is >= 1e-3 off",
         ),
         final_weights=Tolerance(
-            atol=1e-4,
+            atol=5e-3,
             rtol=0.0,
-            reason="Adam normalises every step to ~lr = 0.01 whatever the gradient's size, so a float32 "
-            "difference in a near-zero gradient can move a weight by a fraction of lr; measured "
-            "3.4e-6 (a user_id embedding); a bug moves weights by ~lr",
+            reason="Adam normalises every step to ~lr = 0.01 whatever the gradient's size, so a gradient "
+            "entry at float32 noise level (a cancelling batch sum) takes +-lr in either framework by the "
+            "sign its summation order gives, and that order is the CPU's (MKL's AVX2 kernels: 3.4e-6; "
+            "MKL_CBWR=COMPATIBLE: 1.9e-3, a movie_id embedding, 10 steps); allowed lr / 2. The step loss "
+            "and RMSE carry the teeth; an untransposed Cross kernel is >= 1e-2 off here",
         ),
         metrics=Tolerance(
             atol=0.0,
@@ -171,9 +173,11 @@ TOLERANCES: dict[str, ScenarioTolerances] = {
             reason="RMSE over the test set of predictions that agree to ~1e-5; measured 0 (RMSE identical to float32) relative",
         ),
         predictions=Tolerance(
-            atol=1e-4,
+            atol=5e-3,
             rtol=0.0,
-            reason="ratings around 3.5 through Cross + 3 Dense layers after Adam; measured 3.6e-6",
+            reason="ratings around 3.5 through Cross + 3 Dense layers after Adam, following the weights' "
+            "CPU-dependent drift (see final_weights): measured 3.6e-6 (MKL AVX2), 1.7e-3 "
+            "(MKL_CBWR=COMPATIBLE)",
         ),
         long_run_after=_DCN_TIGHT_STEPS,
         long_run=ScenarioTolerances(
