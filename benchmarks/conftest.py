@@ -53,6 +53,10 @@ def pytest_benchmark_update_machine_info(config: Any, machine_info: dict[str, An
     """Adds the library versions, thread counts and accelerator to the JSON's ``machine_info``."""
     import numpy
 
+    from torchrs.config import machine_record
+
+    # CPU model and vector flags, BLAS / oneDNN, threads, numerics / allocator settings, load average.
+    machine_info["torchrs_machine"] = machine_record()
     machine_info["cpu_count"] = os.cpu_count()
     machine_info["torch_threads"] = torch.get_num_threads()
     machine_info["torch"] = torch.__version__

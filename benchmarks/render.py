@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from torchrs.config import machine_summary
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 # The targets, as (group prefix, framework, baseline framework, minimum ratio of throughputs).
@@ -134,6 +136,10 @@ def _details(row: Row) -> str:
         "peak_mib",
         "copies",
         "top_100_accuracy",
+        "load_average",
+        "background_load",
+        "quiet_ratio",
+        "loaded_ratio",
     )
     parts = []
     for key in keys:
@@ -154,6 +160,7 @@ def machine(data: dict[str, Any]) -> list[str]:
         f"{info.get('cpu_count')} cores visible, torch intra-op threads {info.get('torch_threads')}"
         + (f", {memory / 2**20:.0f} GiB RAM" if memory else ""),
         f"- GPU: {info.get('cuda') or 'none (CUDA cases skipped)'}",
+        f"- Code path: {machine_summary(info['torchrs_machine']) if 'torchrs_machine' in info else 'not recorded'}",
         f"- {info.get('system', '')} {info.get('release', '')}, Python {info.get('python_version')}, "
         f"torch {info.get('torch')}, TensorFlow {info.get('tensorflow')}, TFRS {info.get('tensorflow_recommenders')}, "
         f"tf-keras {info.get('tf_keras')}, faiss {info.get('faiss')}, numpy {info.get('numpy')}",

@@ -35,9 +35,12 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "THREADS_ENV",
@@ -46,6 +49,8 @@ __all__ = [
     "available_cpus",
     "cgroup_cpu_limit",
     "configure_threads",
+    "machine_record",
+    "machine_summary",
     "set_wait_policy",
 ]
 
@@ -55,6 +60,34 @@ KEEP = "keep"
 # Where cgroup v2 (unified) and v1 (cpu controller) mount their files on Linux.
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_SELF_CGROUP = Path("/proc/self/cgroup")
+# Environment variables that change a figure: the CPU code path (numerics and speed), OpenMP's threads,
+# and how glibc hands torch's CPU memory back (see the README's Speed section).
+RECORDED_ENV = (
+    "MKL_CBWR",
+    "ATEN_CPU_CAPABILITY",
+    "TF_ENABLE_ONEDNN_OPTS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    THREADS_ENV,
+    "OMP_WAIT_POLICY",
+    "KMP_BLOCKTIME",
+    "GOMP_SPINCOUNT",
+    "MALLOC_MMAP_MAX_",
+    "MALLOC_TRIM_THRESHOLD_",
+    "THP_MEM_ALLOC_ENABLE",
+    "LD_PRELOAD",
+)
+# The CPU flags that pick BLAS / oneDNN / ATen kernels.
+VECTOR_FLAGS = (
+    "avx",
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512bw",
+    "avx512_vnni",
+    "avx512_bf16",
+    "amx_tile",
+)
 # OpenMP's wait policy: yield the core at a barrier instead of spinning (GNU libgomp and Intel's
 # runtime read OMP_WAIT_POLICY; Intel's spins KMP_BLOCKTIME ms first, 0 = sleep at once).
 WAIT_POLICY = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
@@ -300,3 +333,81 @@ def apply_cpu_limit() -> None:
 
     if torch.get_num_threads() > cpus:
         torch.set_num_threads(cpus)
+
+
+def _cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, list[str]]:
+    import platform
+
+    model, flags = platform.processor() or platform.machine(), set()
+    text = _read(cpuinfo) or ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and value.strip():
+            model = value.strip()
+        elif key.strip() == "flags":
+            flags = set(value.split())
+            break
+    return model, [flag for flag in VECTOR_FLAGS if flag in flags]
+
+
+def machine_record() -> dict[str, Any]:
+    """Where a figure came from: CPU model and vector flags, BLAS / oneDNN, threads, settings, load.
+
+    Benchmarks and parity reports store this next to their figures, so that two figures from
+    different CPUs, code paths or loads are never compared unknowingly.
+
+    Returns:
+        A JSON-safe dict: ``cpu_model``, ``cpu_flags``, ``available_cpus``, ``torch_threads``,
+        ``torch_interop_threads``, ``aten_cpu_capability``, ``blas`` (torch's BLAS and oneDNN
+        builds), ``environment`` (the :data:`RECORDED_ENV` variables that are set),
+        ``load_average`` (1, 5, 15 minutes; other work on the machine slows every figure).
+
+    >>> record = machine_record()
+    >>> sorted(record)[:3]
+    ['aten_cpu_capability', 'available_cpus', 'blas']
+    """
+    import torch
+
+    model, flags = _cpu_model()
+    config = torch.__config__.show()
+    blas = [f"BLAS {match}" for match in re.findall(r"BLAS_INFO=(\w+)", config)]
+    blas += [f"MKL {v}" for v in re.findall(r"Math Kernel Library Version ([\w.]+)", config)[:1]]
+    blas += [f"oneDNN {v}" for v in re.findall(r"MKL-DNN (v[\d.]+)", config)[:1]]
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = []
+    return {
+        "cpu_model": model,
+        "cpu_flags": flags,
+        "available_cpus": available_cpus(),
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "blas": blas,
+        "mkldnn_enabled": bool(
+            torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+        ),
+        "environment": {k: os.environ[k] for k in RECORDED_ENV if k in os.environ},
+        "load_average": load,
+    }
+
+
+def machine_summary(record: Mapping[str, Any]) -> str:
+    """One line of :func:`machine_record` for a report.
+
+    >>> machine_summary({"cpu_model": "AMD EPYC", "cpu_flags": ["avx2"], "available_cpus": 2,
+    ...     "torch_threads": 2, "aten_cpu_capability": "AVX2", "blas": ["BLAS_INFO=mkl"],
+    ...     "environment": {}, "load_average": [0.5, 0.4, 0.3]})
+    'AMD EPYC (avx2), 2 CPUs usable, torch 2 threads, ATen AVX2, BLAS_INFO=mkl, default environment, load average 0.5 / 0.4 / 0.3'
+    """
+    env: dict[str, str] = record.get("environment") or {}
+    settings = ", ".join(f"{k}={v}" for k, v in env.items()) or "default environment"
+    flags = ", ".join(record.get("cpu_flags") or [])
+    load = " / ".join(str(x) for x in record.get("load_average") or [])
+    blas = "; ".join(record.get("blas") or [])
+    return (
+        f"{record.get('cpu_model')} ({flags}), {record.get('available_cpus')} CPUs usable, "
+        f"torch {record.get('torch_threads')} threads, ATen {record.get('aten_cpu_capability')}, "
+        f"{blas}, {settings}, load average {load}"
+    )
