@@ -37,6 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parameter import UninitializedParameter, is_lazy
 
+from torchrs.functional.dense import dense, fusable
+
 __all__ = [
     "L1",
     "L1L2",
@@ -712,6 +714,17 @@ def _regularizer_factory(name: str) -> Callable[..., Regularizer]:
 # Activations
 # --------------------------------------------------------------------------------------------
 
+_UNFUSED = "unfused"
+
+
+def _fused_activation(fn: Callable[[torch.Tensor], torch.Tensor]) -> str | None:
+    """The name ``torchrs.functional.dense`` fuses ``fn`` under (None: linear), or ``_UNFUSED``."""
+    if fn is torch.relu:
+        return "relu"
+    if fn is linear:
+        return None
+    return _UNFUSED
+
 
 def linear(x: torch.Tensor) -> torch.Tensor:
     """Keras ``linear``: the identity (what ``activation=None`` means)."""
@@ -973,6 +986,9 @@ class KerasDense(nn.Module):
                 f"Dense layer expects inputs with last dimension {self.in_features} (weight shape "
                 f"{tuple(self.weight.shape)}), got input of shape {tuple(x.shape)}."
             )
+        fused = _fused_activation(self.activation)
+        if fused != _UNFUSED and fusable(x, self.weight):
+            return dense(x, self.weight, self.bias, fused)  # (B, out), bias and ReLU in the matmul
         return self.activation(F.linear(x, self.weight, self.bias))  # (..., out)
 
     def regularization_loss(self) -> torch.Tensor:

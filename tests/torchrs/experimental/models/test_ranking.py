@@ -294,6 +294,7 @@ def test_matches_tfrs_fit(tf, tfrs, seed: int, saturate: bool, weighted: bool) -
     for name, param in model.named_parameters():
         expected = _tf_weight(tf_model, name)
         step, tf_step = param.detach().numpy() - initial[name], expected - initial[name]
-        # The SGD step (lr x gradient) against Keras's, relative to the tensor's largest step.
-        atol = STEP_RTOL * float(np.abs(tf_step).max()) + 1e-12
-        np.testing.assert_allclose(step, tf_step, rtol=0, atol=atol, err_msg=name)
+        # The SGD step (lr x gradient) against Keras's, relative to the tensor's largest step, plus
+        # one ulp of the weight: each side rounds w - lr * g to float32 (half an ulp each).
+        atol = STEP_RTOL * float(np.abs(tf_step).max()) + np.spacing(np.abs(expected))
+        assert np.all(np.abs(step - tf_step) <= atol), (name, np.abs(step - tf_step).max())
