@@ -197,10 +197,10 @@ def _assert_float32_top_k(
     The exact scores are taken in float64 (exact enough: 53 bits against float32's 24). Any float32
     summation order of a length-d dot product is within gamma_d * sum|q_j c_j| of the exact value,
     gamma_d = d * u / (1 - d * u), u = 2^-24 (Higham, Accuracy and Stability, 3.1); BLAS kernels pick
-    the order by CPU (AVX2 / AVX-512 blocking, MKL_CBWR), so no order may be assumed. Hence:
-    each returned score is within that bound of its candidate's exact score; the i-th returned candidate's
-    exact score is within twice the largest bound of the exact i-th best score; and an index may differ from the exact ranking
-    only where the exact scores of the two candidates are within twice the bound of each other.
+    the order by CPU (AVX2 / AVX-512 blocking, MKL_CBWR), so no order may be assumed. Hence: each
+    returned score is within that bound of its candidate's exact score, and the i-th returned
+    candidate's exact score is within twice the row's largest bound of the exact i-th best score
+    (so candidates may swap places only where their exact scores are that close).
     """
     q64, c64 = q.double(), c.double()
     exact = q64 @ c64.T  # (Q, C)
