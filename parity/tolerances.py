@@ -217,10 +217,12 @@ TOLERANCES: dict[str, ScenarioTolerances] = {
             "1.3e-7 (10 steps), 6.9e-5 (full size, 30 steps); a bug moves weights by ~lr",
         ),
         metrics=Tolerance(
-            atol=2.5e-3,
+            atol=5e-3,
             rtol=0.0,
             reason="top-K accuracies flip only for examples within float32 noise of the k-th score (as in "
-            "basic_retrieval); RMSE agrees far closer; measured 5e-4 (1 of 2,000 examples) at --scale 0.1, 4.5e-4 at full size; RMSE 4e-6",
+            "basic_retrieval), and which ones is the CPU's summation order; RMSE agrees far closer; measured "
+            "5e-4 (1 of 2,000 examples) at --scale 0.1 on an Intel Xeon, 2.5e-3 (5 of 2,000) on an AMD EPYC "
+            "(Zen 3), 4.5e-4 at full size; RMSE 4e-6. Allowed: 10 of 2,000",
         ),
         predictions=Tolerance(
             atol=1e-3,
