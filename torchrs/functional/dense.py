@@ -27,11 +27,10 @@ import torch.nn.functional as F
 
 __all__ = ["dense", "fusable"]
 
-# Opt-in for now (TORCHRS_FUSED_DENSE=1): on the 2-core AMD EPYC, measured only under heavy load from
-# other work (load average 10-13, contaminated), basic-ranking training went 0.74x and DCN 0.94x of
-# the unfused ops (oneDNN reorders the plain weight into its blocked layout on every call, which
-# inductor avoids by prepacking; a training step cannot, its weights change). Measure quietly before
-# turning it on by default: benchmarks/test_training.py run with and without the variable.
+# Opt-in (TORCHRS_FUSED_DENSE=1): on the 2-core AMD EPYC at load average ~1.2, basic-ranking and DCN
+# training ran 1.01x and 1.02x of the unfused ops (oneDNN reorders the plain weight into its blocked
+# layout on every call, which inductor avoids by prepacking; a training step's weights change), and
+# 0.74x / 0.94x under heavy load from other work. No gain worth a default yet.
 ENABLED = os.environ.get("TORCHRS_FUSED_DENSE", "0") == "1"
 # The activations oneDNN fuses here ("none": the plain linear layer of a logit / rating head).
 FUSED_ACTIVATIONS = ("relu", "none")

@@ -296,7 +296,7 @@ class StringLookup(IndexLookup):
         self._arrow_slots = np.fromiter(map(table.__getitem__, byte_keys), np.int64, len(byte_keys))
 
     def _arrow_indices(self, values: list[Any]) -> np.ndarray | None:
-        """Table indices (``_MISS`` where absent) by Arrow's C++ hash table; None where Arrow cannot.
+        """Indices, OOV resolved, by Arrow's C++ hash table; None where Arrow cannot.
 
         Arrow converts a list of all-``str`` (UTF-8) or all-``bytes`` tokens without a Python call
         per token and compares bytes, as ``tf.string`` does. Mixed ``str`` / ``bytes``, ``str``
@@ -317,7 +317,22 @@ class StringLookup(IndexLookup):
             array = array.cast(pa.binary())  # a view of the same UTF-8 bytes
         positions = pc.index_in(array, options=self._arrow_lookup_options)  # (N,), null: absent
         found = positions.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)  # (N,)
-        return np.where(found >= 0, self._arrow_slots[np.maximum(found, 0)], _MISS)
+        indices = np.where(found >= 0, self._arrow_slots[np.maximum(found, 0)], _MISS)  # (N,)
+        missing = np.flatnonzero(found < 0)  # (M,): OOV, compared as canonical UTF-8 bytes already
+        if missing.size == 0:
+            return indices
+        # Each distinct OOV token once (Arrow's dictionary encoding), then to its OOV slot.
+        encoded = pc.dictionary_encode(array.take(pa.array(missing)))
+        distinct = encoded.dictionary.to_pylist()  # (U,) bytes
+        if self.num_oov_indices == 0:
+            self._raise_num_oov_zero([self._decode(k) for k in distinct])
+        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)  # (M,)
+        if self.num_oov_indices == 1:
+            indices[missing] = self._oov_start_index()
+        else:
+            buckets = hash_bucket_fast(distinct, self.num_oov_indices)  # (U,)
+            indices[missing] = buckets[codes] + self._oov_start_index()
+        return indices
 
     def _lookup_values(self, values: list[Any]) -> np.ndarray:
         """Indices of flat input strings, OOV handled (hashing, or the num_oov_indices=0 error)."""
