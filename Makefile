@@ -33,8 +33,8 @@ test: $(STAMP)
 # The tests marked `numerics` (BLAS / oneDNN / reduction results held to a stated tolerance) once more on
 # other CPU code paths, so that an assertion tied to one CPU's rounding fails here and not on a user's machine:
 # MKL's COMPATIBLE branch (no AVX kernels, other blocking), ATen's AVX2 kernels where the CPU has AVX-512,
-# and TensorFlow's Eigen kernels instead of oneDNN. `.ci/run` runs it after `make test`: 339 tests, 4 min 38 s on
-# the 2-core AMD EPYC while other work loaded it (load average ~10; TF's import and two TF fixtures ~80 s of it).
+# and TensorFlow's Eigen kernels instead of oneDNN. `.ci/run` runs it after `make test`: 339 tests, 60 s on the
+# 2-core AMD EPYC at load average ~2 (4 min 38 s while other work loaded it to ~10).
 NUMERICS_ENV := MKL_CBWR=COMPATIBLE ATEN_CPU_CAPABILITY=avx2 TF_ENABLE_ONEDNN_OPTS=0
 test-numerics: $(STAMP)
 	$(NUMERICS_ENV) $(PY) -m pytest -m numerics -p no:cacheprovider
