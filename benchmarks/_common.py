@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from collections.abc import Callable
 from typing import Any
@@ -75,6 +76,8 @@ def run_case(
         throughput_median=work / median,
         device=device,
         device_name=device_name(device),
+        # Other work on the machine slows every figure: the 1-minute load average when the case ended.
+        load_average=os.getloadavg()[0],
         **extra,
     )
     return result

@@ -20,6 +20,10 @@ from typing import Any
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# Before torch loads OpenMP: its threads yield at barriers instead of spinning (torchrs.config).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("KMP_BLOCKTIME", "0")
+
 import pytest
 import torch
 
@@ -49,6 +53,10 @@ def pytest_benchmark_update_machine_info(config: Any, machine_info: dict[str, An
     """Adds the library versions, thread counts and accelerator to the JSON's ``machine_info``."""
     import numpy
 
+    from torchrs.config import machine_record
+
+    # CPU model and vector flags, BLAS / oneDNN, threads, numerics / allocator settings, load average.
+    machine_info["torchrs_machine"] = machine_record()
     machine_info["cpu_count"] = os.cpu_count()
     machine_info["torch_threads"] = torch.get_num_threads()
     machine_info["torch"] = torch.__version__

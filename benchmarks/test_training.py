@@ -9,6 +9,7 @@ raw string ids through their ``StringLookup``, as the tutorials do. TFRS runs th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,7 +86,8 @@ def _tf_iterator(tf: Any, train: Split, with_ratings: bool) -> Any:
     return iter(ds.take(STEPS).cache().repeat())
 
 
-def _time_tf(benchmark: Any, tf: Any, model: Any, train: Split, with_ratings: bool) -> None:
+def tf_steps(tf: Any, model: Any, train: Split, with_ratings: bool) -> Callable[[], float]:
+    """One timed round for TFRS: ``STEPS`` calls of Keras's train function."""
     train_function = model.make_train_function()
     iterator = _tf_iterator(tf, train, with_ratings)
 
@@ -95,12 +97,14 @@ def _time_tf(benchmark: Any, tf: Any, model: Any, train: Split, with_ratings: bo
             logs = train_function(iterator)
         return float(logs["loss"])  # reading the loss waits for the last step
 
-    run_case(benchmark, steps, framework="tfrs", work=STEPS * BATCH_SIZE, unit="examples/s")
+    return steps
 
 
-def _time_torch(
-    benchmark: Any, model: trs.Model, batches: list[dict[str, Any]], device: str
-) -> None:
+def torch_steps(
+    model: trs.Model, batches: list[dict[str, Any]], device: str
+) -> Callable[[], float]:
+    """One timed round for torchrs: ``STEPS`` calls of ``Model.train_step``."""
+
     def steps() -> float:
         logs: dict[str, float] = {}
         for batch in batches:
@@ -108,14 +112,20 @@ def _time_torch(
         synchronize(device)
         return logs["loss"]
 
-    framework = "torchrs" if device == "cpu" else f"torchrs-{device}"
+    return steps
+
+
+def time_training(benchmark: Any, steps: Callable[[], float], framework: str, **extra: Any) -> None:
+    """Times ``steps`` (one round of ``STEPS`` training steps) and records examples/s."""
+    device = "cpu" if framework == "tfrs" else framework.split("-", 1)[1]
     run_case(
         benchmark,
         steps,
-        framework=framework,
+        framework="torchrs" if framework == "torchrs-cpu" else framework,
         work=STEPS * BATCH_SIZE,
         unit="examples/s",
         device=device,
+        **extra,
     )
 
 
@@ -123,11 +133,10 @@ FRAMEWORKS = ["tfrs", *(f"torchrs-{d}" for d in torch_devices())]
 
 
 # ---------------------------------------------------------------------------------------- basic retrieval
-@pytest.mark.benchmark(group="train: basic retrieval (batch 8192, dim 32)")
-@pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_basic_retrieval(
-    benchmark: Any, request: pytest.FixtureRequest, ratings: Any, framework: str
-) -> None:
+def basic_retrieval_steps(
+    request: pytest.FixtureRequest, ratings: Any, framework: str
+) -> Callable[[], float]:
+    """The basic retrieval tutorial's model, one round of training steps for ``framework``."""
     train, test, movies = ratings
     data = basic_retrieval.RetrievalData(
         train.user_ids, train.movie_titles, test.user_ids, test.movie_titles, movies
@@ -139,21 +148,27 @@ def test_basic_retrieval(
         tf = request.getfixturevalue("tf")
         model = basic_retrieval.build_tf(data, config)
         model.compile(optimizer=tf.keras.optimizers.Adagrad(learning_rate=ADAGRAD_LEARNING_RATE))
-        _time_tf(benchmark, tf, model, train, with_ratings=False)
-        return
+        return tf_steps(tf, model, train, with_ratings=False)
     device = framework.split("-", 1)[1]
     torch.manual_seed(config.seed)
     model = basic_retrieval.build_torch(data, config).to(device)
     model.compile(optimizer=lambda p: trs.optim.Adagrad(p, learning_rate=ADAGRAD_LEARNING_RATE))
-    _time_torch(benchmark, model, _torch_batches(train, device, with_ratings=False), device)
+    return torch_steps(model, _torch_batches(train, device, with_ratings=False), device)
+
+
+@pytest.mark.benchmark(group="train: basic retrieval (batch 8192, dim 32)")
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_basic_retrieval(
+    benchmark: Any, request: pytest.FixtureRequest, ratings: Any, framework: str
+) -> None:
+    time_training(benchmark, basic_retrieval_steps(request, ratings, framework), framework)
 
 
 # ------------------------------------------------------------------------------------------ basic ranking
-@pytest.mark.benchmark(group="train: basic ranking (MLP 256-64-1, MSE)")
-@pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_basic_ranking(
-    benchmark: Any, request: pytest.FixtureRequest, ratings: Any, framework: str
-) -> None:
+def basic_ranking_steps(
+    request: pytest.FixtureRequest, ratings: Any, framework: str
+) -> Callable[[], float]:
+    """The basic ranking tutorial's model, one round of training steps for ``framework``."""
     train, test, _ = ratings
     data = basic_ranking.RankingData(
         train.user_ids,
@@ -170,13 +185,20 @@ def test_basic_ranking(
         tf = request.getfixturevalue("tf")
         model = basic_ranking.build_tf(data, config)
         model.compile(optimizer=tf.keras.optimizers.Adagrad(learning_rate=ADAGRAD_LEARNING_RATE))
-        _time_tf(benchmark, tf, model, train, with_ratings=True)
-        return
+        return tf_steps(tf, model, train, with_ratings=True)
     device = framework.split("-", 1)[1]
     torch.manual_seed(config.seed)
     model = basic_ranking.build_torch(data, config).to(device)
     model.compile(optimizer=lambda p: trs.optim.Adagrad(p, learning_rate=ADAGRAD_LEARNING_RATE))
-    _time_torch(benchmark, model, _torch_batches(train, device, with_ratings=True), device)
+    return torch_steps(model, _torch_batches(train, device, with_ratings=True), device)
+
+
+@pytest.mark.benchmark(group="train: basic ranking (MLP 256-64-1, MSE)")
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_basic_ranking(
+    benchmark: Any, request: pytest.FixtureRequest, ratings: Any, framework: str
+) -> None:
+    time_training(benchmark, basic_ranking_steps(request, ratings, framework), framework)
 
 
 # ------------------------------------------------------------------------------------------------- DCN
@@ -259,9 +281,8 @@ def _build_tf_dcn(tf: Any, tfrs: Any, users: np.ndarray, movies: np.ndarray) -> 
     return DCN()
 
 
-@pytest.mark.benchmark(group="train: DCN (Cross + MLP 192-192-1, MSE)")
-@pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_dcn(benchmark: Any, request: pytest.FixtureRequest, ratings: Any, framework: str) -> None:
+def dcn_steps(request: pytest.FixtureRequest, ratings: Any, framework: str) -> Callable[[], float]:
+    """The deep & cross model, one round of training steps for ``framework``."""
     train, test, _ = ratings
     users = np.unique(np.concatenate([train.user_ids, test.user_ids]))
     movies = np.unique(np.concatenate([train.movie_titles, test.movie_titles]))
@@ -270,10 +291,15 @@ def test_dcn(benchmark: Any, request: pytest.FixtureRequest, ratings: Any, frame
         tf.keras.utils.set_random_seed(0)
         model = _build_tf_dcn(tf, tfrs, users, movies)
         model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=DCN_LEARNING_RATE))
-        _time_tf(benchmark, tf, model, train, with_ratings=True)
-        return
+        return tf_steps(tf, model, train, with_ratings=True)
     device = framework.split("-", 1)[1]
     torch.manual_seed(0)
     model = TorchDCN(users, movies).to(device)
     model.compile(optimizer=lambda p: trs.optim.Adam(p, learning_rate=DCN_LEARNING_RATE))
-    _time_torch(benchmark, model, _torch_batches(train, device, with_ratings=True), device)
+    return torch_steps(model, _torch_batches(train, device, with_ratings=True), device)
+
+
+@pytest.mark.benchmark(group="train: DCN (Cross + MLP 192-192-1, MSE)")
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_dcn(benchmark: Any, request: pytest.FixtureRequest, ratings: Any, framework: str) -> None:
+    time_training(benchmark, dcn_steps(request, ratings, framework), framework)

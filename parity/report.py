@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from parity.harness import Check, FrameworkRun, ScenarioResult
+from torchrs.config import machine_record, machine_summary
 
 # Environment variables that change how fast torch's CPU memory comes back (see the README's Speed section).
 ALLOCATOR_SETTINGS = (
@@ -33,6 +34,7 @@ def _machine() -> dict[str, Any]:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "allocator": {k: os.environ[k] for k in ALLOCATOR_SETTINGS if k in os.environ},
+        "record": machine_record(),  # CPU, BLAS / oneDNN, threads, settings, load average
     }
 
 
@@ -41,7 +43,7 @@ def _machine_line() -> str:
     settings = ", ".join(f"{k}={v}" for k, v in m["allocator"].items()) or "default allocator"
     return (
         f"Machine: {m['platform']}, Python {m['python']}, torch {m['torch']} ({m['torch_threads']} threads, "
-        f"{settings})."
+        f"{settings}). {machine_summary(m['record'])}."
     )
 
 

@@ -159,11 +159,13 @@ TOLERANCES: dict[str, ScenarioTolerances] = {
             "2.0e-7 relative; an untransposed Cross kernel or wrong Adam epsilon is >= 1e-3 off",
         ),
         final_weights=Tolerance(
-            atol=1e-4,
+            atol=5e-3,
             rtol=0.0,
-            reason="Adam normalises every step to ~lr = 0.01 whatever the gradient's size, so a float32 "
-            "difference in a near-zero gradient can move a weight by a fraction of lr; measured "
-            "3.4e-6 (a user_id embedding); a bug moves weights by ~lr",
+            reason="Adam normalises every step to ~lr = 0.01 whatever the gradient's size, so a gradient "
+            "entry at float32 noise level (a cancelling batch sum) takes +-lr in either framework by the "
+            "sign its summation order gives, and that order is the CPU's (MKL's AVX2 kernels: 3.4e-6; "
+            "MKL_CBWR=COMPATIBLE: 1.9e-3, a movie_id embedding, 10 steps); allowed lr / 2. The step loss "
+            "and RMSE carry the teeth; an untransposed Cross kernel is >= 1e-2 off here",
         ),
         metrics=Tolerance(
             atol=0.0,
@@ -171,9 +173,11 @@ TOLERANCES: dict[str, ScenarioTolerances] = {
             reason="RMSE over the test set of predictions that agree to ~1e-5; measured 0 (RMSE identical to float32) relative",
         ),
         predictions=Tolerance(
-            atol=1e-4,
+            atol=5e-3,
             rtol=0.0,
-            reason="ratings around 3.5 through Cross + 3 Dense layers after Adam; measured 3.6e-6",
+            reason="ratings around 3.5 through Cross + 3 Dense layers after Adam, following the weights' "
+            "CPU-dependent drift (see final_weights): measured 3.6e-6 (MKL AVX2), 1.7e-3 "
+            "(MKL_CBWR=COMPATIBLE)",
         ),
         long_run_after=_DCN_TIGHT_STEPS,
         long_run=ScenarioTolerances(
@@ -216,10 +220,9 @@ TOLERANCES: dict[str, ScenarioTolerances] = {
             atol=5e-3,
             rtol=0.0,
             reason="top-K accuracies flip only for examples within float32 noise of the k-th score (as in "
-            "basic_retrieval); after 10 steps at --scale 0.1 the embeddings are still near their init, so "
-            "near-ties are common and TF's multi-threaded reductions move them from run to run: measured "
-            "5e-4 (1 of 2,000 examples) on a quiet machine and 2.5e-3 (5 of 2,000) under load; 4.5e-4 at "
-            "full size; RMSE 4e-6. A wrong tie rule or score moves top-10 accuracy by > 1e-2",
+            "basic_retrieval), and which ones is the CPU's summation order; RMSE agrees far closer; measured "
+            "5e-4 (1 of 2,000 examples) at --scale 0.1 on an Intel Xeon, 2.5e-3 (5 of 2,000) on an AMD EPYC "
+            "(Zen 3), 4.5e-4 at full size; RMSE 4e-6. Allowed: 10 of 2,000",
         ),
         predictions=Tolerance(
             atol=1e-3,

@@ -10,10 +10,18 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from torchrs import config as _config
+
 __version__ = "0.1.0"
+
+# OpenMP reads its wait policy once, when torch loads it: set before any torchrs module imports torch
+# (a no-op when torch came first, or with TORCHRS_NUM_THREADS=keep). See torchrs.config.
+_config.set_wait_policy()
+_config.apply_cpu_limit()  # imports torch only where a cgroup quota or TORCHRS_NUM_THREADS needs it
 
 _SUBMODULES = (
     "activations",
+    "config",
     "data",
     "examples",
     "experimental",

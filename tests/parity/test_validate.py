@@ -286,6 +286,7 @@ def _rewrite_safetensors(directory: Path, edit) -> None:
 
 
 @pytest.mark.tf
+@pytest.mark.numerics
 def test_one_perturbed_weight_fails_the_tower_that_holds_it(models, tmp_path, capsys) -> None:
     corrupted = tmp_path / "ranking_torchrs"
     shutil.copytree(models.ranking_torchrs, corrupted)
@@ -305,7 +306,12 @@ def test_one_perturbed_weight_fails_the_tower_that_holds_it(models, tmp_path, ca
     assert not parts["ratings"]["passed"]
     # 1e-3 > atol + rtol * |prediction| = 1e-5 + 1e-5 * |p| for every |p| < 99: all 256 predictions are outside.
     assert parts["ratings"]["outputs"]["outside"] == 256
-    assert parts["ratings"]["outputs"]["max_abs"][0] == pytest.approx(1e-3, rel=1e-3)
+    # The largest difference is the 1e-3 shift plus what the unperturbed conversion already differs by,
+    # which the default tolerance bounds (atol + rtol * |TFRS| = 1e-5 + 1e-5 * |p|: torch and TF sum
+    # the Dense layers in their own, CPU-dependent order; measured 1.4e-6 on an AMD EPYC). Not rel=1e-3:
+    # that assumed one CPU's rounding.
+    max_abs, tf_value, _ = parts["ratings"]["outputs"]["max_abs"]
+    assert abs(max_abs - 1e-3) <= 1e-5 + 1e-5 * abs(tf_value)
     assert parts["user_embeddings"]["passed"] and parts["movie_embeddings"]["passed"]
     assert "FAIL: " in out and "Report: " in out
 

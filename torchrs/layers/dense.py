@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parameter import UninitializedParameter, is_lazy
 
-from torchrs.activations import ActivationLike, get_activation
+from torchrs.activations import ActivationLike, get_activation, linear
+from torchrs.functional.dense import dense, fusable
 from torchrs.initializers import GlorotUniform, InitializerLike, get_initializer
 from torchrs.layers._checks import check_positive_int
 from torchrs.regularizers import RegularizerLike, get_regularizer
@@ -23,6 +24,18 @@ def _initializer_or_default(identifier: InitializerLike) -> Callable[..., torch.
     Dense bias too, even though the Dense default is ``"zeros"``)."""
     initializer = get_initializer(identifier)
     return GlorotUniform() if initializer is None else initializer
+
+
+_UNFUSED = "unfused"
+
+
+def _fused_activation(fn: Any) -> str | None:
+    """The name ``torchrs.functional.dense`` fuses ``fn`` under (None: linear), or ``_UNFUSED``."""
+    if fn is torch.relu:
+        return "relu"
+    if fn is linear:
+        return None
+    return _UNFUSED
 
 
 class Dense(nn.Module):
@@ -130,6 +143,9 @@ class Dense(nn.Module):
                 f"Dense layer expects inputs with last dimension {self.in_features} (weight shape "
                 f"{tuple(self.weight.shape)}), got input of shape {tuple(x.shape)}."
             )
+        fused = _fused_activation(self.activation)
+        if fused != _UNFUSED and fusable(x, self.weight):  # opt-in: TORCHRS_FUSED_DENSE=1
+            return dense(x, self.weight, self.bias, fused)  # (B, out), bias and ReLU in the matmul
         return self.activation(F.linear(x, self.weight, self.bias))  # (..., out)
 
     def regularization_loss(self) -> torch.Tensor:

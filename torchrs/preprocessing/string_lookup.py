@@ -15,6 +15,8 @@ from itertools import repeat
 from typing import Any, cast
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 from torchrs.preprocessing._farmhash import hash_bucket_fast
@@ -188,6 +190,9 @@ class StringLookup(IndexLookup):
         self.encoding = encoding
         self._table: dict[Any, int] = {}
         self._inverse_table: np.ndarray | None = None
+        # The same table for Arrow's C++ hash lookup: the byte keys and the index each maps to.
+        self._arrow_lookup_options: pc.SetLookupOptions | None = None
+        self._arrow_slots = np.zeros(0, dtype=np.int64)
         super().__init__(
             max_tokens=max_tokens,
             num_oov_indices=num_oov_indices,
@@ -284,14 +289,60 @@ class StringLookup(IndexLookup):
             table[mask] = table[mask.decode(INPUT_ENCODING, ESCAPE_ERRORS)] = self._mask_value()
         self._table = table
         self._inverse_table = None
+        byte_keys = [key for key in table if isinstance(key, bytes)]
+        self._arrow_lookup_options = pc.SetLookupOptions(
+            value_set=pa.array(byte_keys, type=pa.binary())
+        )
+        self._arrow_slots = np.fromiter(map(table.__getitem__, byte_keys), np.int64, len(byte_keys))
+
+    def _arrow_indices(self, values: list[Any]) -> np.ndarray | None:
+        """Indices, OOV resolved, by Arrow's C++ hash table; None where Arrow cannot.
+
+        Arrow converts a list of all-``str`` (UTF-8) or all-``bytes`` tokens without a Python call
+        per token and compares bytes, as ``tf.string`` does. Mixed ``str`` / ``bytes``, ``str``
+        holding surrogate escapes (non-UTF-8 tokens), non-strings or an empty batch return None: the
+        dict lookup handles those (and raises the errors users see).
+        """
+        if not values or self._arrow_lookup_options is None:
+            return None
+        try:
+            array = pa.array(values)
+        except (pa.ArrowException, TypeError, ValueError, UnicodeError, OverflowError):
+            return None
+        if array.null_count or not (
+            pa.types.is_string(array.type) or pa.types.is_binary(array.type)
+        ):
+            return None
+        if pa.types.is_string(array.type):
+            array = array.cast(pa.binary())  # a view of the same UTF-8 bytes
+        positions = pc.index_in(array, options=self._arrow_lookup_options)  # (N,), null: absent
+        found = positions.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)  # (N,)
+        indices = np.where(found >= 0, self._arrow_slots[np.maximum(found, 0)], _MISS)  # (N,)
+        missing = np.flatnonzero(found < 0)  # (M,): OOV, compared as canonical UTF-8 bytes already
+        if missing.size == 0:
+            return indices
+        # Each distinct OOV token once (Arrow's dictionary encoding), then to its OOV slot.
+        encoded = pc.dictionary_encode(array.take(pa.array(missing)))
+        distinct = encoded.dictionary.to_pylist()  # (U,) bytes
+        if self.num_oov_indices == 0:
+            self._raise_num_oov_zero([self._decode(k) for k in distinct])
+        codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)  # (M,)
+        if self.num_oov_indices == 1:
+            indices[missing] = self._oov_start_index()
+        else:
+            buckets = hash_bucket_fast(distinct, self.num_oov_indices)  # (U,)
+            indices[missing] = buckets[codes] + self._oov_start_index()
+        return indices
 
     def _lookup_values(self, values: list[Any]) -> np.ndarray:
         """Indices of flat input strings, OOV handled (hashing, or the num_oov_indices=0 error)."""
         table = self._table
-        try:
-            indices = np.fromiter(map(table.get, values, repeat(_MISS)), np.int64, len(values))
-        except TypeError:
-            raise _unhashable_error(values) from None
+        indices = self._arrow_indices(values)
+        if indices is None:
+            try:
+                indices = np.fromiter(map(table.get, values, repeat(_MISS)), np.int64, len(values))
+            except TypeError:
+                raise _unhashable_error(values) from None
         missing = np.flatnonzero(indices == _MISS)  # (M,)
         if missing.size == 0:
             return indices

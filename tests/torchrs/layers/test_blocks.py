@@ -17,6 +17,10 @@ from tests.torchrs.layers._tf_copy import (
 )
 from torchrs.layers.blocks import MLP
 
+# Matmuls and reductions compared with TF / references within stated tolerances: `make test-numerics`
+# reruns this file on other CPU code paths.
+pytestmark = pytest.mark.numerics
+
 WEIGHTS = {
     "_sublayers.0.weight": [[1.0, -1.0], [2.0, 0.0]],
     "_sublayers.0.bias": [0.0, -1.0],

@@ -19,6 +19,10 @@ from torchrs.layers.feature_interaction import Cross
 from torchrs.layers.feature_interaction.dcn import cross
 from torchrs.regularizers import L1
 
+# Matmuls and reductions compared with TF / references within stated tolerances: `make test-numerics`
+# reruns this file on other CPU code paths.
+pytestmark = pytest.mark.numerics
+
 X0 = [[0.1, 0.2, 0.3]]
 X = [[0.4, 0.5, 0.6]]
 

@@ -10,6 +10,10 @@ from tests.torchrs.layers._tf_copy import assert_runs_match, tf_run, torch_run
 from torchrs.layers.feature_interaction import DotInteraction
 from torchrs.layers.feature_interaction.dot_interaction import dot_interaction
 
+# Matmuls and reductions compared with TF / references within stated tolerances: `make test-numerics`
+# reruns this file on other CPU code paths.
+pytestmark = pytest.mark.numerics
+
 # Three small features (TFRS dot_interaction_test.py uses 5-d ones; these keep the sums by hand).
 E0 = [1.0, 2.0, 0.0]
 E1 = [0.0, 1.0, -1.0]

@@ -12,6 +12,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from torchrs.layers.factorized_top_k import BruteForce, Streaming, TopK
 
+# Matmuls and reductions compared with TF / references within stated tolerances: `make test-numerics`
+# reruns this file on other CPU code paths.
+pytestmark = pytest.mark.numerics
+
 # Tiny corpus used by the hand-derived tests. Candidates c0..c4 and query q = (2, 1):
 #   c0 = (1, 0) -> 2,  c1 = (0, 1) -> 1,  c2 = (1, 0) -> 2 (duplicate of c0),  c3 = (1, 1) -> 3,  c4 = (0, 2) -> 2
 # Descending, ties by lower index: c3 (3), c0 (2), c2 (2), c4 (2), c1 (1).

@@ -16,6 +16,10 @@ from tests.torchrs.layers._tf_copy import (
 from torchrs.initializers import TruncatedNormal
 from torchrs.layers.feature_interaction import MultiLayerDCN
 
+# Matmuls and reductions compared with TF / references within stated tolerances: `make test-numerics`
+# reruns this file on other CPU code paths.
+pytestmark = pytest.mark.numerics
+
 X0 = [[0.1, 0.2, 0.3]]
 
 

@@ -10,6 +10,10 @@ from torchrs.functional.top_k_metrics import id_based_hits, score_based_hits
 from torchrs.layers.factorized_top_k import BruteForce, Streaming
 from torchrs.metrics import FactorizedTopK
 
+# Matmuls and reductions compared with TF / references within stated tolerances: `make test-numerics`
+# reruns this file on other CPU code paths.
+pytestmark = pytest.mark.numerics
+
 
 def test_score_based_ties_are_hits() -> None:
     # Positive score 2; retrieved [3, 2, 1]: one strictly greater -> miss at k=1, hit at k=2 (tie counts).

@@ -83,6 +83,41 @@ def test_non_utf8_and_newline_tokens_round_trip():
     assert again([b"\xff\xfe"]).tolist() == [1]
 
 
+@pytest.mark.parametrize(("num_oov", "mask"), [(1, None), (3, None), (2, ""), (0, "zz")])
+def test_arrow_and_dict_lookups_agree(num_oov: int, mask: str | None) -> None:
+    # All-str and all-bytes batches go through Arrow's hash table; mixed str / bytes, surrogate-escaped
+    # str (non-UTF-8 tokens) and None go through the dict. Every container must give the same indices:
+    # the mask maps to 0, OOV tokens hash to the same slot either way.
+    vocab = ["a", "m", "é", b"\xff\xfe".decode("utf-8", "surrogateescape"), "line\nbreak"]
+    layer = StringLookup(vocabulary=vocab, num_oov_indices=num_oov, mask_token=mask)
+    tokens = ["a", "é", "m", "line\nbreak", "\udcff\udcfe", "q", "zz", "", "a"]
+    if num_oov == 0:
+        tokens = [t for t in tokens if t in vocab or t in ("\udcff\udcfe", mask)]
+    as_bytes = [t.encode("utf-8", "surrogateescape") for t in tokens]
+    utf8_only = [t for t in tokens if t != "\udcff\udcfe"]
+    expected = np.fromiter(
+        map(layer._table.get, as_bytes, [layer._oov_start_index()] * len(as_bytes)), np.int64
+    )
+    if num_oov > 1:
+        oov = [i for i, b in enumerate(as_bytes) if b not in layer._table]
+        expected[oov] = (
+            hash_bucket_fast([as_bytes[i] for i in oov], num_oov) + layer._oov_start_index()
+        )
+    assert layer._arrow_indices(as_bytes) is not None  # the Arrow path is taken for these two
+    assert layer._arrow_indices(utf8_only) is not None
+    assert layer._arrow_indices(tokens) is None  # a lone surrogate: the dict path
+    assert layer(as_bytes).tolist() == expected.tolist()
+    assert layer(tokens).tolist() == expected.tolist()
+    mixed = [b if i % 2 else t for i, (t, b) in enumerate(zip(tokens, as_bytes, strict=True))]
+    assert layer(mixed).tolist() == expected.tolist()
+    keep = [i for i, t in enumerate(tokens) if t != "\udcff\udcfe"]
+    assert layer(utf8_only).tolist() == expected[keep].tolist()
+    assert layer(np.array(utf8_only)).tolist() == expected[keep].tolist()  # "U" array
+    assert layer(np.array(as_bytes, dtype=object)).tolist() == expected.tolist()
+    with pytest.raises(TypeError, match="StringLookup inputs must be str or bytes; found NoneType"):
+        layer(["a", None])
+
+
 # --------------------------------------------------------------------------------------------
 # adapt.
 # --------------------------------------------------------------------------------------------

@@ -13,6 +13,10 @@ from torchrs.losses import BinaryCrossentropy, MeanSquaredError
 from torchrs.metrics import Mean, RootMeanSquaredError
 from torchrs.tasks import Ranking
 
+# Matmuls and reductions compared with TF / references within stated tolerances: `make test-numerics`
+# reruns this file on other CPU code paths.
+pytestmark = pytest.mark.numerics
+
 
 def test_default_loss_is_bce_over_batch_size() -> None:
     # p = 0.5 everywhere: every example costs log 2; SUM_OVER_BATCH_SIZE -> log 2.

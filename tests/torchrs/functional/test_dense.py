@@ -1,0 +1,102 @@
+"""functional.dense: oneDNN's fused Linear + bias + ReLU against torch's unfused ops and autograd."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import torchrs.functional.dense as dense_module
+from torchrs.functional.dense import dense, fusable
+from torchrs.layers import Dense
+
+pytestmark = pytest.mark.numerics
+
+# Forward and gradients agree with the unfused ops to float32 rounding of a dot product over the
+# shared dimension: oneDNN blocks the GEMM in its own order (CPU-dependent), so no bit equality. Any
+# order of a length-d sum is within d * 2^-24 * sum|terms| of the exact value (Higham 3.1); we bound
+# by that with d the summed length, against float64 references.
+
+
+@pytest.fixture(autouse=True)
+def fused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fused path is opt-in (TORCHRS_FUSED_DENSE=1); these tests turn it on."""
+    monkeypatch.setattr(dense_module, "ENABLED", True)
+
+
+def _bound(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Elementwise float32 bound for a @ b (both float64 here): d * u * |a| @ |b|, plus a tiny floor."""
+    d = a.shape[-1]
+    return 2 * d * 2.0**-24 * (a.abs() @ b.abs()) + 1e-30
+
+
+@pytest.mark.parametrize("activation", ["relu", None])
+@pytest.mark.parametrize(("batch", "fan_in", "fan_out"), [(1, 3, 5), (64, 37, 256), (300, 256, 64)])
+def test_forward_and_gradients_match_float64(activation, batch, fan_in, fan_out) -> None:
+    generator = torch.Generator().manual_seed(batch + fan_in)
+    x = torch.randn(batch, fan_in, generator=generator, requires_grad=True)
+    w = torch.randn(fan_out, fan_in, generator=generator, requires_grad=True)
+    b = torch.randn(fan_out, generator=generator, requires_grad=True)
+    assert fusable(x, w)
+    y = dense(x, w, b, activation)
+    upstream = torch.randn(batch, fan_out, generator=generator)
+    (y * upstream).sum().backward()
+
+    x64, w64, b64 = (t.detach().double().requires_grad_() for t in (x, w, b))
+    z64 = x64 @ w64.T + b64
+    y64 = torch.relu(z64) if activation == "relu" else z64
+    (y64 * upstream.double()).sum().backward()
+    ones = torch.ones(batch, 1, dtype=torch.float64)
+    z_bound = _bound(
+        torch.cat([x64, ones], 1).detach(), torch.cat([w64, b64[:, None]], 1).detach().T
+    )
+    assert torch.all((y.double() - y64).abs() <= z_bound)
+    # Gradients: relu's mask may differ only where |z| is within the forward's rounding (none here
+    # with these random inputs unless z is ~0; those entries are excluded).
+    live = (z64.abs() > z_bound).detach()
+    g64 = upstream.double() * ((z64 > 0).double() if activation == "relu" else 1.0)
+    g64 = g64 * live
+    assert x.grad is not None and w.grad is not None and b.grad is not None
+    torch.testing.assert_close(
+        x.grad.double() * 1,
+        x64.grad,
+        atol=float(_bound(g64.abs(), w64.detach().abs()).max()),
+        rtol=0,
+    )
+    torch.testing.assert_close(
+        w.grad.double(), w64.grad, atol=float(_bound(g64.T.abs(), x64.detach().abs()).max()), rtol=0
+    )
+    torch.testing.assert_close(
+        b.grad.double(),
+        b64.grad,
+        atol=float(2 * batch * 2.0**-24 * g64.abs().sum(0).max()) + 1e-30,
+        rtol=0,
+    )
+
+
+def test_falls_back_where_onednn_does_not_apply() -> None:
+    x = torch.randn(2, 3, 4)  # 3-D: the unfused path
+    w, b = torch.randn(5, 4), torch.randn(5)
+    assert not fusable(x, w)
+    torch.testing.assert_close(dense(x, w, b, "relu"), torch.relu(F.linear(x, w, b)))
+    assert not fusable(x.double()[0], w.double())
+    dense_module.ENABLED = False  # the default: off
+    assert not fusable(x[0], w)
+    dense_module.ENABLED = True
+    with pytest.raises(
+        ValueError, match=r"dense fuses \('relu', 'none'\) only \(got activation='tanh'\)"
+    ):
+        dense(x[0], w, b, "tanh")
+
+
+def test_keras_dense_takes_the_fused_path_and_matches_unfused() -> None:
+    torch.manual_seed(0)
+    layer = Dense(64, activation="relu", input_dim=32)
+    x = torch.randn(128, 32)
+    expected = torch.relu(F.linear(x, layer.weight, layer.bias))
+    torch.testing.assert_close(layer(x), expected, rtol=1e-6, atol=1e-6)
+    no_bias = Dense(8, use_bias=False, input_dim=32)
+    torch.testing.assert_close(no_bias(x), F.linear(x, no_bias.weight), rtol=1e-6, atol=1e-6)
+    out = no_bias(x.requires_grad_())
+    out.sum().backward()
+    assert no_bias.weight.grad is not None and no_bias.bias is None
