@@ -191,12 +191,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                     raise
                 # No Keras configs to rebuild layers from (or the layers rebuilt from defaults
                 # did not reproduce TF): the traced signatures are the contract.
+                try:
+                    translated = _convert_graph(args)
+                except ConversionError as graph_err:  # one error line: both reasons
+                    raise ConversionError(
+                        f"{err} Translating the exported signatures instead failed too: "
+                        f"{_first_sentence(graph_err)}."
+                    ) from None
                 print(
                     f"note: layer-by-layer conversion is not possible ({_first_sentence(err)}); "
-                    "translating the exported signatures instead.",
+                    "the exported signatures were translated instead.",
                     file=sys.stderr,
                 )
-                return _print_graph(_convert_graph(args), args.json)
+                return _print_graph(translated, args.json)
         except VerificationError as err:
             print(f"error: {err}", file=sys.stderr)
             return EXIT_VERIFICATION_FAILED

@@ -191,6 +191,11 @@ class _Translator:
 
     def captured(self, nodes: list[Node], emitted: dict[str, Ref], handle: Any, origin: str) -> Ref:
         dtype = _dtype_name(handle.dtype)
+        if dtype == "variant":
+            raise GraphTranslationError(
+                f"{origin}: the function captures a tf.data dataset (a variant tensor); a dataset "
+                "pipeline cannot be translated into a torch graph"
+            )
         if dtype != "resource":
             return self.const(nodes, _numpy(handle), origin)
         found = self.objects.find(handle)

@@ -350,6 +350,8 @@ def export_unsharded(model: nn.Module, directory: str | os.PathLike[str]) -> Non
             "format_version": FORMAT_VERSION,
             "model_kind": "weights",
             "architecture": {
+                "class_name": "Weights",  # the spec's node for model_kind "weights" (torchrs.io.spec)
+                "layout": "torch",
                 "source": UNSHARDED_SOURCE,
                 "paths": {name: [name] for name in tensors},
                 "structural_keys": structural,

@@ -515,6 +515,41 @@ def strided_slice(
     return x[tuple(index)]
 
 
+def fused_batch_norm(
+    x: torch.Tensor,
+    scale: torch.Tensor,
+    offset: torch.Tensor,
+    mean: torch.Tensor,
+    variance: torch.Tensor,
+    *,
+    epsilon: float = 1e-4,
+    data_format: str = "NHWC",
+    is_training: bool = True,
+) -> tuple[torch.Tensor, ...]:
+    """``FusedBatchNormV3`` (also what Keras's LayerNormalization traces, reshaped to NCHW).
+
+    In training mode the statistics are the batch's, over every axis but the channel one (the
+    biased variance normalises; TF reports Bessel's correction in ``batch_variance``).
+    """
+    channel = 1 if data_format.startswith("NC") else x.dim() - 1
+    view = [1] * x.dim()
+    view[channel] = -1
+    if is_training:
+        dims = tuple(d for d in range(x.dim()) if d != channel)
+        batch_mean = x.mean(dim=dims)
+        biased = x.var(dim=dims, unbiased=False)
+        n = x.numel() // max(x.shape[channel], 1)
+        reported = biased * (n / max(n - 1, 1))
+        used_mean, used_var = batch_mean, biased
+    else:
+        batch_mean, reported = mean, variance
+        used_mean, used_var = mean, variance
+    inv = torch.rsqrt(used_var + epsilon) * scale
+    y = (x - used_mean.reshape(view)) * inv.reshape(view) + offset.reshape(view)
+    empty = torch.zeros(0, dtype=x.dtype)
+    return y, batch_mean, reported, batch_mean, used_var, empty
+
+
 def matrix_band_part(x: torch.Tensor, num_lower: Any, num_upper: Any) -> torch.Tensor:
     """``MatrixBandPart``: keeps the band ``-num_lower <= j - i <= num_upper`` (negative = all)."""
     lower, upper = int(_scalar(num_lower)), int(_scalar(num_upper))
@@ -1124,6 +1159,9 @@ OPS: dict[str, OpDef] = {
     "TensorListLength": OpDef(tensor_list_length),
     "TensorListStack": OpDef(tensor_list_stack, ("element_dtype", "num_elements")),
     "MatrixBandPart": OpDef(matrix_band_part),
+    "FusedBatchNormV3": OpDef(
+        fused_batch_norm, ("epsilon", "data_format", "is_training"), multi_output=True
+    ),
     "BroadcastArgs": OpDef(broadcast_args),
     "OneHot": OpDef(one_hot, ("axis",)),
     # gathers

@@ -113,7 +113,12 @@ def load_optimizer_state(
         raise ValueError(
             f"directory={os.fspath(directory)!r} is not a torchrs checkpoint (no {CONFIG_FILE})."
         )
-    spec = read_spec(root).architecture.get("optimizer")
+    checkpoint = read_spec(root)
+    # The same checks as torchrs.load: the declared shapes against the safetensors header first.
+    weights = _safe_io.regular_file_inside(root, WEIGHTS_FILE)
+    if checkpoint.model_kind.value not in ("weights", "graph"):
+        _safe_io.check_spec(checkpoint.architecture, _safe_io.read_safetensors_header(weights))
+    spec = checkpoint.architecture.get("optimizer")
     if not spec:
         raise ValueError(
             f"{root} holds no optimizer state: convert a TF checkpoint saved with its optimizer "
@@ -161,8 +166,7 @@ def load_optimizer_state(
             "attributes and layer order (as for load_weights)."
         )
     loaded: dict[str, list[str]] = {}
-    weights = _safe_io.regular_file_inside(root, WEIGHTS_FILE)  # no symlink out, no FIFO
-    with safe_open(str(weights), framework="pt") as handle:
+    with safe_open(str(weights), framework="pt") as handle:  # a regular file inside root (above)
         iterations = int(handle.get_tensor(spec.get("prefix", OPTIMIZER_PREFIX) + "iterations"))
         pending: list[tuple[nn.Parameter, dict[str, torch.Tensor]]] = []
         for key, name in targets.items():

@@ -242,7 +242,7 @@ def test_builtin_forward_check_ran(converted, name: str, bound: float) -> None:
 
 def test_plain_saved_model_functional_is_refused(converted, tmp_path, capsys) -> None:
     _, source = converted["nested_plain"]
-    assert _convert(source, tmp_path / "out") == 2
+    assert _convert(source, tmp_path / "out", "--graph", "never") == 2  # the layer-by-layer path
     err = capsys.readouterr().err
     assert "functional model at <root> was saved with tf.saved_model.save" in err
     assert "save_format='tf'" in err and "Traceback" not in err
