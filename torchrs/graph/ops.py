@@ -696,6 +696,10 @@ def gather_nd(params: Any, indices: Any, *, batch_dims: int = 0) -> Any:
 
 def to_bytes_array(values: Any) -> np.ndarray:
     """Python / NumPy strings (``str`` or ``bytes``) as a NumPy ``object`` array of ``bytes``."""
+    if isinstance(values, np.ndarray) and values.dtype.kind == "U":  # the common case, fast
+        encoded = np.empty(values.size, dtype=object)
+        encoded[:] = [v.encode("utf-8", "surrogateescape") for v in values.reshape(-1).tolist()]
+        return encoded.reshape(values.shape)
     arr = np.asarray(values, dtype=object)
     flat = [
         v if isinstance(v, bytes) else str(v).encode("utf-8", "surrogateescape")
