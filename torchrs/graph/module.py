@@ -64,12 +64,7 @@ class HashTable(nn.Module):
     def find(self, keys: Any, default: Any) -> Any:
         """``LookupTableFindV2``: the value of every key, ``default`` where a key is absent."""
         if self.string_keys:
-            # Inside a graph strings are already object arrays of bytes (the inputs' conversion).
-            arr = (
-                keys
-                if isinstance(keys, np.ndarray) and keys.dtype == object
-                else to_bytes_array(keys)
-            )
+            arr = to_bytes_array(keys)
             if arr.size >= ARROW_MIN_KEYS:
                 flat = pa.array(list(arr.reshape(-1)), type=pa.binary())
                 positions = pc.index_in(flat, options=self._arrow_options)  # null: absent
