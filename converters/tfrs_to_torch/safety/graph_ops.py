@@ -210,6 +210,11 @@ def audit_functions(
         name = pending.pop()
         if name in reachable:
             continue
+        if name not in library:  # called, but not in the export: a corrupted saved_model.pb
+            raise ConversionError(
+                f"The export's function library lacks {name!r}, which one of its functions calls: "
+                "saved_model.pb is incomplete or corrupted. Re-export the model."
+            )
         reachable.add(name)
         pending.extend(_called_functions(library[name], library) - reachable)
     refused: dict[str, list[str]] = {}
