@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import torch
 from torch import fx, nn
 
+from torchrs._binding import bind_inputs
 from torchrs.graph.ir import SOURCE_OPS, Graph, Node, Ref
 from torchrs.graph.ops import OPS, UnsupportedGraphError, to_bytes_array, to_dtype
 
@@ -170,18 +171,7 @@ class Signature(nn.Module):
         if len(args) == 1 and isinstance(args[0], Mapping) and not kwargs:
             kwargs = dict(args[0])
             args = ()
-        if len(args) > len(names):
-            raise TypeError(f"This graph takes {len(names)} inputs ({names}); got {len(args)}.")
-        given = dict(zip(names, args, strict=False))
-        for key, value in kwargs.items():
-            if key not in names:
-                raise TypeError(f"Unknown input {key!r}; this graph takes {names}.")
-            if key in given:
-                raise TypeError(f"Input {key!r} given twice.")
-            given[key] = value
-        missing = [n for n in names if n not in given]
-        if missing:
-            raise TypeError(f"Missing input(s) {missing}; this graph takes {names}.")
+        given = bind_inputs(names, args, kwargs)
         return [_as_input(given[s.name], s) for s in self.input_specs]
 
 
@@ -189,9 +179,8 @@ def _as_input(value: Any, spec: Any) -> Any:
     dtype = to_dtype(spec.dtype)
     if dtype is None:
         return to_bytes_array(value)
-    device = None
     tensor = value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
-    return tensor.to(device=device or tensor.device, dtype=dtype)
+    return tensor.to(dtype=dtype)
 
 
 class TranslatedSavedModel(nn.Module):

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchrs._binding import bind_inputs
 from torchrs.layers.merging import Concatenate, Merge
 from torchrs.layers.pooling import GlobalAveragePooling1D
 from torchrs.layers.recurrent import GRU
@@ -168,21 +169,7 @@ class Functional(nn.Module):
             and len(args[0]) == len(names)
         ):
             args = tuple(args[0])
-        if len(args) > len(names):
-            raise TypeError(
-                f"This model takes {len(names)} input(s) {names}; got {len(args)} positional ones."
-            )
-        bound = dict(zip(names, args, strict=False))
-        for name, value in kwargs.items():
-            if name not in names:
-                raise TypeError(f"Unknown input {name!r}; this model's inputs are {names}.")
-            if name in bound:
-                raise TypeError(f"Input {name!r} given twice (by position and by name).")
-            bound[name] = value
-        missing = [n for n in names if n not in bound]
-        if missing:
-            raise TypeError(f"Missing input(s) {missing}; this model's inputs are {names}.")
-        return bound
+        return bind_inputs(names, args, kwargs)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         bound = self._bind(args, kwargs)
