@@ -58,10 +58,12 @@ test-numerics: $(STAMP)
 	$(NUMERICS_ENV) $(PY) -m pytest -m numerics -p no:cacheprovider
 
 # Parity without TensorFlow (parity/record.py, parity/replay.py, parity/gpu_check.py). `make records` runs the TF
-# side of the three GPU-check scenarios once, here, on the CPU (full size, a few MB in all); `make gpu-check` replays
-# them and measures throughput with torch alone, e.g. on a GPU machine that has PyTorch with CUDA and no TensorFlow:
-# copy the working tree with reports/records (and reports/gpu-deps, see below) and run it there.
-RECORDS ?= reports/records
+# side of the three GPU-check scenarios once, here, on the CPU (full size, 8.7 MB in all), into parity/records,
+# which the repository keeps: CI replays them (tests/parity/test_committed_records.py) and fails, saying
+# `make records`, once a scenario's configuration, TF-side code or data no longer matches them; rerun it then and
+# commit the result. `make gpu-check` replays them and measures throughput with torch alone, e.g. on a GPU machine
+# that has PyTorch with CUDA and no TensorFlow: copy the working tree (and reports/gpu-deps, see below) there.
+RECORDS ?= parity/records
 GPU_DEPS ?= reports/gpu-deps
 GPU_PYTHON ?= python3
 GPU_DEVICE ?= cuda

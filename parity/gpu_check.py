@@ -5,7 +5,8 @@ Torch only (no TensorFlow), for a machine lent for minutes. It
 
 1. replays the recorded ``basic_retrieval``, ``basic_ranking`` and ``dcn`` scenarios on the device
    (`parity.replay`: the checks and tolerances of ``parity run``, against TFRS runs recorded on a CPU beforehand
-   with ``make records``): CUDA parity;
+   with ``make records``; by default the full-size records kept in the repository, ``parity/records``): CUDA
+   parity;
 2. measures the device's float32 matmul roofline: the best rate of a large square ``torch.matmul``;
 3. measures torchrs throughput on the device against that roofline: training a two-tower retrieval model at
    batch 8192 (in-batch softmax, Keras Adagrad), evaluating it with ``FactorizedTopK`` over a 1M x 64
@@ -38,7 +39,8 @@ from parity.harness import ParityUsageError, ScenarioResult
 
 # The scenarios whose CUDA parity the check proves (those of the issue; their records total a few MB).
 GPU_SCENARIOS = ("basic_retrieval", "basic_ranking", "dcn")
-DEFAULT_RECORDS = "reports/records"
+# The full-size records kept in the repository (`parity.record.COMMITTED_RECORDS`, refreshed by `make records`).
+DEFAULT_RECORDS = "parity/records"
 DEFAULT_REPORT = "reports/gpu-check"
 # The basic retrieval tutorial's training batch, and the benchmarks' large corpus (1M x 64).
 DEFAULT_BATCH = 8192

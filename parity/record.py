@@ -5,8 +5,9 @@ TensorFlow, and be replayed anywhere torch runs (`parity.replay`, e.g. on a GPU 
 A record is one directory per scenario:
 
 * ``record.json`` — format version; scenario, its configuration and the ``--scale`` / ``--epochs`` it was made
-  with; the data source and fingerprint; the TF / TFRS / Keras versions and the CPU of the recording machine;
-  the TF run: per-step losses and times, evaluation metrics, top-K identifiers;
+  with; the data source and fingerprint; the fingerprint of the code of the scenario's TF side
+  (`parity.provenance`); the TF / TFRS / Keras versions and the CPU of the recording machine; the TF run:
+  per-step losses and times, evaluation metrics, top-K identifiers;
 * ``tensors.safetensors`` — the TF model's initial weights (``initial/NAME``, Keras layout), its final weights
   (``final/NAME``), predictions (``predictions``) and further named outputs (``extra/NAME``);
 * ``data.safetensors`` + ``data.json`` — the train / test split (and the movies table where the scenario uses
@@ -50,13 +51,19 @@ from parity.harness import (
     run_tf_side,
     split_tables,
 )
+from parity.provenance import tf_side_fingerprint, tf_side_sources
 from torchrs.data import movielens
 
 # Bumped whenever the layout changes; a reader refuses other versions instead of misreading them.
-RECORD_VERSION = 1
+# 2: the TF side's code fingerprint (``tf_side``).
+RECORD_VERSION = 2
 RECORD_KIND = "torchrs-parity-record"
 RECORD_FILES = ("record.json", "tensors.safetensors", "data.safetensors", "data.json")
 DEFAULT_RECORDS = "reports/records"
+# The full-size records of the GPU-check scenarios kept in the repository (CI replays them; `make records`
+# refreshes them): basic_retrieval, basic_ranking, dcn, at --scale 1 with the tutorials' epochs.
+COMMITTED_RECORDS = Path(__file__).resolve().parent / "records"
+COMMITTED_SCENARIOS = ("basic_retrieval", "basic_ranking", "dcn")
 # The split's tables, in storage order; "movies" is absent for scenarios that do not read it (basic_ranking).
 _TABLES = ("train", "test", "movies")
 
@@ -79,6 +86,8 @@ class Record:
         epochs: the ``--epochs`` it was made with (None: the tutorial's).
         data_source: the ``--data`` it was made with (``"synthetic"`` or a directory).
         data_fingerprint: SHA-256 of the stored split (see `fingerprint`).
+        tf_side: ``{"module:name": SHA-256}`` of the code of the scenario's TF side when it was recorded
+            (`parity.provenance.tf_side_sources`).
         environment: versions and machine of the recording (`tf_environment`).
         created: UTC time of the recording, ISO 8601.
         tables: the stored split.
@@ -92,6 +101,7 @@ class Record:
     epochs: int | None
     data_source: str
     data_fingerprint: str
+    tf_side: dict[str, str]
     environment: dict[str, Any]
     created: str
     tables: SplitTables
@@ -303,6 +313,7 @@ def write_record(
     """Writes one scenario's record into ``out/<scenario>`` (whole or not at all); returns that directory."""
     target = Path(out) / prepared.scenario
     target.parent.mkdir(parents=True, exist_ok=True)
+    tf_side = tf_side_sources(prepared.scenario)
     tensors: dict[str, np.ndarray] = {}
     for name, value in tf_run.initial_weights.items():
         tensors[f"initial/{name}"] = _as_array(value)
@@ -325,6 +336,7 @@ def write_record(
             "fingerprint": _fingerprint_encoded(data_tensors, data_meta),
             "rows": {n: len(getattr(tables, n)) for n in _TABLES if getattr(tables, n) is not None},
         },
+        "tf_side": {"fingerprint": tf_side_fingerprint(tf_side), "parts": tf_side},
         "environment": environment,
         "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "tf_run": {
@@ -368,6 +380,12 @@ def write_record(
     return target
 
 
+def _record_command(directory: Path, scenario: str) -> str:
+    if directory.resolve().parent == COMMITTED_RECORDS:
+        return "`make records` (the full-size records kept in parity/records; commit the result)"
+    return f"`python -m parity record {scenario} --out {directory.parent}`"
+
+
 def read_record(path: str | Path) -> Record:
     """Reads a record directory written by `write_record`, checking that its stored split is intact.
 
@@ -385,8 +403,8 @@ def read_record(path: str | Path) -> Record:
     if meta.get("kind") != RECORD_KIND or meta.get("version") != RECORD_VERSION:
         raise RecordError(
             f"{directory}/record.json is a {meta.get('kind')!r} version {meta.get('version')!r}; this torchrs "
-            f"reads {RECORD_KIND!r} version {RECORD_VERSION}: record it again with `python -m parity record "
-            f"{meta.get('scenario', 'SCENARIO')} --out DIR`."
+            f"reads {RECORD_KIND!r} version {RECORD_VERSION}: record it again with "
+            f"{_record_command(directory, meta.get('scenario', 'SCENARIO'))}."
         )
     try:
         return _parse(directory, meta)
@@ -395,7 +413,7 @@ def read_record(path: str | Path) -> Record:
     except (KeyError, TypeError, ValueError, OSError, SafetensorError) as err:
         raise RecordError(
             f"{directory}: the record is incomplete or damaged ({type(err).__name__}: {err}); record the "
-            f"scenario again with `python -m parity record {meta.get('scenario', 'SCENARIO')} --out DIR`."
+            f"scenario again with {_record_command(directory, meta.get('scenario', 'SCENARIO'))}."
         ) from err
 
 
@@ -448,11 +466,22 @@ def _parse(directory: Path, meta: dict[str, Any]) -> Record:
         epochs=meta["epochs"],
         data_source=meta["data"]["source"],
         data_fingerprint=recorded,
+        tf_side=_tf_side(directory, meta["tf_side"]),
         environment=meta["environment"],
         created=meta["created"],
         tables=tables,
         tf_run=tf_run,
     )
+
+
+def _tf_side(directory: Path, meta: dict[str, Any]) -> dict[str, str]:
+    parts = {str(k): str(v) for k, v in meta["parts"].items()}
+    if tf_side_fingerprint(parts) != meta["fingerprint"]:
+        raise RecordError(
+            f"{directory}/record.json: the TF side's fingerprint does not match its parts: the file was edited "
+            "or damaged; record the scenario again."
+        )
+    return parts
 
 
 def record_scenario(

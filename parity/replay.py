@@ -7,9 +7,11 @@ report has the same format. TensorFlow is never imported, so replay runs where o
 machine) and costs only the torchrs side (CI).
 
 Before anything runs, a record must still describe today's scenario: its configuration (at the record's
-``--scale`` / ``--epochs``) must equal the scenario's current one, and its data must be what ``--data`` gives
-(the recorded source by default, when it can be read here: the synthetic set always can). Otherwise replay
-refuses, naming the difference and the command that records the scenario again.
+``--scale`` / ``--epochs``) must equal the scenario's current one, the code of its TF side must be the code it
+was recorded with (`parity.provenance`: ``build_tf``, the TF hooks, the data shaping and the harness's TF driver),
+and its data must be what ``--data`` gives (the recorded source by default, when it can be read here: the
+synthetic set always can). Otherwise replay refuses, naming the difference and the command that records the
+scenario again (``make records`` for the records kept in the repository, `parity.record.COMMITTED_RECORDS`).
 
 >>> find_records("no/such/dir")
 Traceback (most recent call last):
@@ -26,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from parity import provenance
 from parity.harness import (
     SCENARIOS,
     Mutation,
@@ -37,6 +40,7 @@ from parity.harness import (
     split_tables,
 )
 from parity.record import (
+    COMMITTED_RECORDS,
     Record,
     RecordError,
     config_json,
@@ -59,6 +63,8 @@ def _config_differences(recorded: dict[str, Any], current: dict[str, Any]) -> li
 
 
 def _record_again(record: Record, data: str) -> str:
+    if record.path.resolve().parent == COMMITTED_RECORDS:
+        return "`make records` (it re-records the full-size records kept in parity/records), then commit them"
     epochs = f" --epochs {record.epochs}" if record.epochs is not None else ""
     return (
         f"python -m parity record {record.scenario} --data {data} --scale {record.scale:g}{epochs} "
@@ -75,8 +81,8 @@ def check_record(record: Record, data_dir: str | None = None) -> Prepared:
             read here (the synthetic set, or a directory that exists), else the stored split is trusted as is.
 
     Raises:
-        RecordError: an unknown scenario, a configuration that differs from the scenario's current one, or data
-            that differs from ``data_dir``'s split.
+        RecordError: an unknown scenario, a configuration that differs from the scenario's current one, TF-side
+            code that changed since the recording, or data that differs from ``data_dir``'s split.
     """
     if record.scenario not in SCENARIOS:
         raise RecordError(
@@ -96,6 +102,13 @@ def check_record(record: Record, data_dir: str | None = None) -> Prepared:
             f"{record.path} was made with another {record.scenario} configuration ("
             f"{'; '.join(differences)}): the scenario changed since. Record it again: "
             f"{_record_again(record, record.data_source)}"
+        )
+    changed = provenance.differences(record.tf_side, provenance.tf_side_sources(record.scenario))
+    if changed:
+        raise RecordError(
+            f"{record.path} is stale: the code of the {record.scenario} scenario's TF side changed since it was "
+            f"recorded ({'; '.join(changed)}), so its TF run may no longer be what the scenario gives. Record "
+            f"it again: {_record_again(record, record.data_source)}"
         )
     source = data_dir
     if source is None and (

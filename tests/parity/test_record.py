@@ -11,6 +11,7 @@ import pytest
 from parity.harness import SCENARIOS, SplitTables, prepare_tables
 from parity.record import (
     RECORD_FILES,
+    RECORD_VERSION,
     RecordError,
     encode_tables,
     fingerprint,
@@ -66,6 +67,9 @@ def test_a_record_is_versioned_and_small(records) -> None:
     assert env["tensorflow"] and env["tf_keras"] and env["cpu"] and env["numpy"]
     assert meta["config"]["batch_size"] == 819 and meta["scale"] == 0.1 and meta["epochs"] == 1
     assert meta["data"]["source"] == "synthetic" and len(meta["data"]["fingerprint"]) == 64
+    # The code of the TF side it was made with (parity.provenance), definition by definition.
+    assert len(meta["tf_side"]["fingerprint"]) == 64
+    assert "parity.scenarios.basic_retrieval:build_tf" in meta["tf_side"]["parts"]
     assert sorted(p.name for p in (records / "basic_retrieval").iterdir()) == sorted(RECORD_FILES)
     # Only the columns the scenario reads are stored (basic_ranking: 3 of the 12 ratings columns).
     data = json.loads((records / "basic_ranking" / "data.json").read_text())
@@ -128,7 +132,10 @@ def test_a_damaged_or_foreign_record_is_refused(records, tmp_path) -> None:
         read_record(copy)
     meta["version"] = 99
     (copy / "record.json").write_text(json.dumps(meta))
-    with pytest.raises(RecordError, match="version 99; this torchrs reads .* version 1"):
+    with pytest.raises(
+        RecordError,
+        match=rf"version 99; this torchrs reads .* version {RECORD_VERSION}: record it again",
+    ):
         read_record(copy)
     (copy / "tensors.safetensors").unlink()
     with pytest.raises(
