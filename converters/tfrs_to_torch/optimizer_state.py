@@ -28,9 +28,13 @@ the reason (or, with ``--no-strict``, listed in the report). The plan gets:
 
 * ``optimizer/<tf variable path>/<slot>``: each slot in TF layout (Dense kernels ``[in, out]``);
 * ``optimizer/iterations``: Keras's ``iterations`` (int64 scalar), torchrs's ``step``;
+* ``optimizer/<state key>``: an optimizer-wide scalar every parameter's state holds a copy of
+  (Nadam's ``_u_product`` as ``u_product``, legacy Nadam's ``momentum_cache``);
 * ``architecture["optimizer"]`` in ``torchrs.json``: the torchrs class, the Keras class, the
-  hyperparameters found (keyword arguments of the torchrs class), and per slotted variable its
-  structural key (how ``load_weights`` names it) and whether it is transposed.
+  hyperparameters found (keyword arguments of the torchrs class: a Keras SavedModel's config, then
+  what the checkpoint stores: the learning rate, a legacy optimizer's hyperparameter variables,
+  and what the slots say, ``amsgrad`` / ``centered``), the shared scalars' keys, and per slotted
+  variable its structural key (how ``load_weights`` names it) and whether it is transposed.
 
 ``torchrs.io.load_optimizer_state(optimizer, module, OUT_DIR)`` reads them back.
 """
@@ -489,8 +493,12 @@ def _caveats(
             "(initial_accumulator_value does not matter once the accumulators are loaded)."
         )
     if not config:
+        assert layout.torch_class is not None
+        own = (LEGACY_TORCH_ARGUMENTS if found.legacy else TORCH_ARGUMENTS)[layout.torch_class]
+        missing = ", ".join(a for a in own if a not in hyper)
         notes.append(
-            "A checkpoint does not store epsilon, amsgrad, nesterov, clipping or weight decay: "
-            "build the torchrs optimizer with the values the Keras one used."
+            f"A checkpoint does not store {missing + ', ' if missing else ''}clipping or weight "
+            "decay: build the torchrs optimizer with the values the Keras one used (where it used "
+            "Keras's defaults, torchrs's are the same)."
         )
     return notes

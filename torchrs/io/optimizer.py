@@ -132,12 +132,15 @@ def load_optimizer_state(
     ``optimizer/iterations``; they are matched to ``module``'s parameters by structure (as
     ``converters.tfrs_to_torch.load_weights`` matches weights), Dense kernels transposed. Every
     parameter gets ``state["step"] = iterations``, so the next step is Keras's step
-    ``iterations + 1``. Load the weights first (``load_weights(module, DIR)``).
+    ``iterations + 1``, and a copy of each optimizer-wide scalar (``optimizer/<key>``: Nadam's
+    ``u_product``, legacy Nadam's ``momentum_cache``). Load the weights first
+    (``load_weights(module, DIR)``).
 
     Args:
-        optimizer: a ``torchrs.optim.Adagrad`` / ``Adam`` / ``SGD`` (``torchrs.optim.legacy.*`` for
+        optimizer: a ``torchrs.optim`` optimizer (``torchrs.optim.legacy`` for
             ``tf.keras.optimizers.legacy`` state) over ``module``'s parameters, of the class
-            ``torchrs.json`` names (and the same ``amsgrad`` setting).
+            ``torchrs.json`` names, built with its ``hyperparameters`` (the settings that decide which
+            slots exist, ``amsgrad``, ``centered``, ``momentum > 0``, must match the slots).
         module: the torchrs model mirroring the TF model's attributes and layer order.
         directory: the converted checkpoint directory.
 
@@ -145,8 +148,9 @@ def load_optimizer_state(
         ``{parameter name: [slot names loaded]}``.
 
     Raises:
-        ValueError: no optimizer state in the directory, another optimizer class, or a slot that
-            matches no parameter / a parameter without a slot / different shapes.
+        ValueError: no optimizer state in the directory, another optimizer class, settings that use
+            other slots than the checkpoint holds, or a slot that matches no parameter / a parameter
+            without a slot / different shapes.
     """
     from safetensors import safe_open
 
