@@ -25,7 +25,8 @@ so its cases pass nothing.
 
 Tolerance 1e-5 (the issue's bar): both sides run the same float32 update rules (``tests/torchrs/optim`` checks
 each against tf.keras over 100 steps); the differences are summation orders in matmuls and gradient reductions
-(~1e-7 per step), which 20 steps at these learning rates do not amplify past a few 1e-7. Each resume also runs
+(~1e-7 per step), which 20 steps at these learning rates do not amplify past a few 1e-7 (measured max 2.5e-7
+over the checkpoint cases, 6e-8 over the SavedModel ones). Each resume also runs
 torchrs from the same state with two slots swapped (or the only slot zeroed) and requires it to end more than
 1e-3 away from TF: the bound can tell a wrong slot mapping from a right one.
 
@@ -68,7 +69,9 @@ from torchrs.optim import RMSprop
 
 pytestmark = pytest.mark.tf
 
-SWAPPED_MIN = 1e-3  # a mangled state must end at least this far from TF (measured >= 1e-2 below)
+SWAPPED_MIN = (
+    1e-3  # a mangled state must end at least this far from TF (measured >= 4.7e-2, legacy Ftrl)
+)
 # RMSprop divides each gradient by its running RMS, so with momentum 0.9 a step is ~10 x lr whatever the
 # gradient's size: at lr 0.05 (rho 0.8) the 20 steps are chaotic enough that TF itself, restarted from weights
 # 1 ulp apart, ends 2.8e-6 apart (measured, seed 0). At 0.01 that is 2.4e-7, as for the other cases.
@@ -265,7 +268,9 @@ def test_keras_saved_model_resumes(tf, tmp_path: Path, case: str) -> None:
     model.save(str(tmp_path / "sm"), save_format="tf")
     out = tmp_path / "out"
     assert main([str(tmp_path / "sm"), "--out", str(out), "--json"]) == 0
-    hyper = optimizer_spec(out)["hyperparameters"]
+    spec = optimizer_spec(out)
+    assert (spec["module"], spec["class_name"]) == _expected_class(case)
+    hyper = spec["hyperparameters"]
     assert expected.items() <= hyper.items(), hyper
     module = torchrs.io.load(out).train()
     module[0].sparse = True  # sparse embedding gradients, as TF's IndexedSlices
