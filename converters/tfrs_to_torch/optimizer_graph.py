@@ -167,6 +167,7 @@ class Found:
     # (Keras slot name, slot node, model variable node or None, list attribute, list position)
     slots: list[tuple[str, int, int | None, str, int]] = field(default_factory=list)
     extra: set[str] = field(default_factory=set)  # non-slot, non-base variables / lists
+    extra_keys: dict[str, str] = field(default_factory=dict)  # extra variable -> checkpoint key
     hyper: dict[str, str] = field(default_factory=dict)  # legacy hyperparameter -> checkpoint key
     learning_rate_key: str | None = None
 
@@ -180,8 +181,10 @@ def read_new(graph: Any, opt_id: int, by_full_name: dict[str, list[int]]) -> Fou
     for attr, node in graph_children(graph, opt_id):
         if attr in NEW_BASE_VARIABLES or attr in NEW_BOOKKEEPING:
             continue
-        if graph_value_key(graph, node) is not None:  # a variable of its own (Nadam's _u_product)
+        key = graph_value_key(graph, node)
+        if key is not None:  # a variable of its own (Nadam's _u_product)
             found.extra.add(attr)
+            found.extra_keys[attr] = key
             continue
         items = sorted(
             ((name, child) for name, child in graph_children(graph, node) if name.isdigit()),
@@ -240,6 +243,8 @@ def read_legacy(graph: Any, opt_id: int) -> Found:
             found.hyper[name] = key
         else:
             found.extra.add(name)
+            if key is not None:  # legacy Nadam's momentum_cache
+                found.extra_keys[name] = key
     found.learning_rate_key = found.hyper.get("learning_rate")
     for ref in graph.nodes[opt_id].slot_variables:
         found.slots.append(
@@ -280,7 +285,8 @@ def identify(found: Found, config_class: str | None) -> Layout:
     """The layout of the optimizer, or :class:`UnsupportedOptimizerError` (path filled by caller).
 
     ``config_class`` (the class a Keras SavedModel's ``training_config`` names) or else the
-    optimizer's name decides between classes that store the same slots (Adam / Adamax, SGD / Lion).
+    optimizer's name decides between classes that store the same slots (Adam / Adamax, SGD / Lion);
+    when neither does, a class that is a variant of another (AdamW of Adam) resumes as that one.
     """
     family = "legacy." if found.legacy else ""
     layouts = LEGACY_LAYOUTS if found.legacy else NEW_LAYOUTS
@@ -298,6 +304,8 @@ def identify(found: Found, config_class: str | None) -> Layout:
                 f"its state (slots {slot_kinds}, other variables {sorted(found.extra)}) is not "
                 f"the layout converters.tfrs_to_torch knows for {family}{hint}",
             )
+    # A class that stores another candidate's state resumes as that one (a renamed AdamW as Adam).
+    candidates = [c for c in candidates if layouts.get(c.variant_of) not in candidates]
     supported = {layout.torch_class for layout in candidates}
     if len(candidates) == 1 or (len(supported) == 1 and None not in supported):
         return candidates[0]

@@ -63,6 +63,12 @@ class Layout:
         required: Keras slot names always present once the optimizer has been built.
         lists: tf_keras 2.x only: slot-list attribute -> Keras slot name.
         extra: variables (not slots) that only this class creates (Nadam's ``_u_product``).
+        shared: extra variable -> the torchrs state key every parameter's state holds a copy of
+            (an optimizer-wide scalar: Nadam's ``_u_product`` -> ``u_product``).
+        hyper_names: Keras hyperparameter -> torchrs keyword argument, where they differ (legacy
+            Nadam stores its ``schedule_decay`` as ``decay``).
+        variant_of: the Keras class this one stores the same state as and resumes as when the
+            optimizer's name cannot tell them apart (AdamW is Adam plus ``weight_decay``).
         torch_class: the ``torchrs.optim`` class that resumes it, or ``None`` (unsupported).
         reason: why it is unsupported.
         skipped: Keras slot name -> why it is not needed to resume (not converted).
@@ -74,6 +80,9 @@ class Layout:
     required: frozenset[str]
     lists: dict[str, str] = field(default_factory=dict)
     extra: frozenset[str] = frozenset()
+    shared: dict[str, str] = field(default_factory=dict)
+    hyper_names: dict[str, str] = field(default_factory=dict)
+    variant_of: str = ""
     torch_class: str | None = None
     reason: str = ""
     skipped: dict[str, str] = field(default_factory=dict)
@@ -97,12 +106,13 @@ NEW_LAYOUTS = {
             {"m", "v"},
             torch_class="Adam",
         ),
-        # AdamW is Adam with the base class's decoupled weight decay, which torchrs Adam has too.
+        # AdamW is Adam with the base class's decoupled weight decay (default 0.004, where Adam's is None).
         _new(
             "AdamW",
             {"_momentums": "m", "_velocities": "v", "_velocity_hats": "vhat"},
             {"m", "v"},
-            torch_class="Adam",
+            torch_class="AdamW",
+            variant_of="Adam",
         ),
         _new("SGD", {"momentums": "m"}, {"m"}, torch_class="SGD", rename={"m": "momentum"}),
         # tfrs.experimental.optimizers.ClippyAdagrad: Adagrad's slots (+ monitoring output).
@@ -131,21 +141,22 @@ NEW_LAYOUTS = {
                 "_average_gradients": "average_gradient",
             },
             {"velocity"},
-            reason="torchrs.optim has no RMSprop",
+            torch_class="RMSprop",
         ),
         _new(
             "Nadam",
             {"_momentums": "m", "_velocities": "v"},
             {"m", "v"},
             extra=frozenset({"_u_product"}),
-            reason="torchrs.optim has no Nadam (its momentum schedule `_u_product` is not Adam's)",
+            shared={"_u_product": "u_product"},
+            torch_class="Nadam",
         ),
-        _new("Adamax", {"_m": "m", "_u": "u"}, {"m", "u"}, reason="torchrs.optim has no Adamax"),
+        _new("Adamax", {"_m": "m", "_u": "u"}, {"m", "u"}, torch_class="Adamax"),
         _new(
             "Ftrl",
             {"_accumulators": "accumulator", "_linears": "linear"},
             {"accumulator", "linear"},
-            reason="torchrs.optim has no Ftrl",
+            torch_class="Ftrl",
         ),
         _new(
             "Adadelta",
@@ -154,7 +165,7 @@ NEW_LAYOUTS = {
                 "_accumulated_delta_vars": "accumulated_delta_var",
             },
             {"accumulated_grad", "accumulated_delta_var"},
-            reason="torchrs.optim has no Adadelta",
+            torch_class="Adadelta",
         ),
         _new(
             "Adafactor",
@@ -200,41 +211,55 @@ LEGACY_LAYOUTS = dict(
         _legacy("Adam", {"m": "m", "v": "v", "vhat": "vhat"}, {"m", "v"}, torch_class="Adam"),
         _legacy("Adagrad", {"accumulator": "accumulator"}, {"accumulator"}, torch_class="Adagrad"),
         _legacy("SGD", {"momentum": "momentum"}, set(), torch_class="SGD"),
-        _legacy("Adamax", {"m": "m", "v": "v"}, {"m", "v"}, reason="torchrs.optim has no Adamax"),
+        _legacy("Adamax", {"m": "m", "v": "v"}, {"m", "v"}, torch_class="Adamax"),
         _legacy(
             "Nadam",
             {"m": "m", "v": "v"},
             {"m", "v"},
             extra=frozenset({"momentum_cache"}),
-            reason="torchrs.optim has no Nadam",
+            shared={"momentum_cache": "momentum_cache"},
+            # legacy Nadam's `decay` is its momentum schedule's, not a learning-rate decay
+            hyper_names={"decay": "schedule_decay"},
+            torch_class="Nadam",
         ),
         _legacy(
             "RMSprop",
             {"rms": "rms", "momentum": "momentum", "mg": "mg"},
             {"rms"},
-            reason="torchrs.optim has no RMSprop",
+            torch_class="RMSprop",
         ),
         _legacy(
             "Ftrl",
             {"accumulator": "accumulator", "linear": "linear"},
             {"accumulator", "linear"},
-            reason="torchrs.optim has no Ftrl",
+            torch_class="Ftrl",
         ),
         _legacy(
             "Adadelta",
             {"accum_grad": "accum_grad", "accum_var": "accum_var"},
             {"accum_grad", "accum_var"},
-            reason="torchrs.optim has no Adadelta",
+            torch_class="Adadelta",
         ),
     )
 )
 
 #: What the error message lists as convertible.
 SUPPORTED = (
-    "tf.keras.optimizers.Adagrad, Adam (amsgrad too), AdamW (as torchrs Adam with weight_decay) "
-    "and SGD (momentum too), with or without use_ema; tfrs.experimental.optimizers.ClippyAdagrad; "
-    "tf.keras.optimizers.legacy.Adagrad, Adam (amsgrad too) and SGD (momentum too), with or "
-    "without decay (as torchrs.optim.legacy)"
+    "tf.keras.optimizers.Adadelta, Adagrad, Adam (amsgrad too), Adamax, AdamW (amsgrad too), Ftrl, "
+    "Nadam, RMSprop (momentum, centered) and SGD (momentum too), with or without use_ema; "
+    "tfrs.experimental.optimizers.ClippyAdagrad; tf.keras.optimizers.legacy.Adadelta, Adagrad, "
+    "Adam (amsgrad too), Adamax, Ftrl, Nadam, RMSprop (momentum, centered) and SGD (momentum too), "
+    "with or without decay (as torchrs.optim.legacy)"
+)
+# Ftrl's keyword arguments, tf_keras 2.x and legacy alike.
+FTRL_ARGUMENTS = (
+    "learning_rate",
+    "learning_rate_power",
+    "initial_accumulator_value",
+    "l1_regularization_strength",
+    "l2_regularization_strength",
+    "l2_shrinkage_regularization_strength",
+    "beta",
 )
 #: torchrs.optim class -> keyword arguments it takes that a Keras config / checkpoint may give.
 TORCH_ARGUMENTS = {
@@ -251,13 +276,24 @@ TORCH_ARGUMENTS = {
         "use_standard_accumulator_update",
     ),
     "Adam": ("learning_rate", "beta_1", "beta_2", "epsilon", "amsgrad"),
+    "AdamW": ("learning_rate", "beta_1", "beta_2", "epsilon", "amsgrad"),
     "SGD": ("learning_rate", "momentum", "nesterov"),
+    "RMSprop": ("learning_rate", "rho", "momentum", "epsilon", "centered"),
+    "Adamax": ("learning_rate", "beta_1", "beta_2", "epsilon"),
+    "Nadam": ("learning_rate", "beta_1", "beta_2", "epsilon"),
+    "Adadelta": ("learning_rate", "rho", "epsilon"),
+    "Ftrl": FTRL_ARGUMENTS,
 }
 #: torchrs.optim.legacy class -> keyword arguments a legacy Keras config / checkpoint may give.
 LEGACY_TORCH_ARGUMENTS = {
     "Adagrad": ("learning_rate", "initial_accumulator_value", "epsilon", "decay"),
     "Adam": ("learning_rate", "beta_1", "beta_2", "epsilon", "amsgrad", "decay"),
     "SGD": ("learning_rate", "momentum", "nesterov", "decay"),
+    "RMSprop": ("learning_rate", "rho", "momentum", "epsilon", "centered", "decay"),
+    "Adamax": ("learning_rate", "beta_1", "beta_2", "epsilon", "decay"),
+    "Nadam": ("learning_rate", "beta_1", "beta_2", "epsilon", "schedule_decay"),
+    "Adadelta": ("learning_rate", "rho", "epsilon", "decay"),
+    "Ftrl": (*FTRL_ARGUMENTS, "decay"),
 }
 # Keyword arguments every torchrs.optim class shares with the tf_keras 2.x base optimizer.
 BASE_ARGUMENTS = (

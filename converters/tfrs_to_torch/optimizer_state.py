@@ -28,9 +28,13 @@ the reason (or, with ``--no-strict``, listed in the report). The plan gets:
 
 * ``optimizer/<tf variable path>/<slot>``: each slot in TF layout (Dense kernels ``[in, out]``);
 * ``optimizer/iterations``: Keras's ``iterations`` (int64 scalar), torchrs's ``step``;
+* ``optimizer/<state key>``: an optimizer-wide scalar every parameter's state holds a copy of
+  (Nadam's ``_u_product`` as ``u_product``, legacy Nadam's ``momentum_cache``);
 * ``architecture["optimizer"]`` in ``torchrs.json``: the torchrs class, the Keras class, the
-  hyperparameters found (keyword arguments of the torchrs class), and per slotted variable its
-  structural key (how ``load_weights`` names it) and whether it is transposed.
+  hyperparameters found (keyword arguments of the torchrs class: a Keras SavedModel's config, then
+  what the checkpoint stores: the learning rate, a legacy optimizer's hyperparameter variables,
+  and what the slots say, ``amsgrad`` / ``centered``), the shared scalars' keys, and per slotted
+  variable its structural key (how ``load_weights`` names it) and whether it is transposed.
 
 ``torchrs.io.load_optimizer_state(optimizer, module, OUT_DIR)`` reads them back.
 """
@@ -219,6 +223,7 @@ def plan_optimizer(
         return _refuse(layout.keras_class, str(err), opt_path, strict, plan, keys)
     torch_class = layout.torch_class
     assert torch_class is not None  # refused above
+    shared = _map_shared(reader, found, layout, tensors, claimed)
     plan.tensors.extend(tensors)
     steps = np.asarray(iterations, dtype=np.int64)
     plan.tensors.append(
@@ -244,6 +249,7 @@ def plan_optimizer(
         "hyperparameters": hyper,
         "prefix": OPTIMIZER_PREFIX,
         "variables": slotted,
+        "shared": shared,
     }
     plan.report[:] = [claimed.pop(e.source, e) for e in plan.report]
     plan.report.extend(claimed.values())
@@ -254,7 +260,7 @@ def plan_optimizer(
         f"architecture.optimizer.hyperparameters {hyper}, then "
         "torchrs.io.load_optimizer_state(optimizer, module, OUT_DIR)."
     )
-    plan.notes.extend(_caveats(layout, config, hyper))
+    plan.notes.extend(_caveats(layout, found, config, hyper))
     return True
 
 
@@ -372,8 +378,42 @@ def _map_slots(
     return tensors, claimed, slotted
 
 
+def _map_shared(
+    reader: Any,
+    found: Found,
+    layout: Layout,
+    tensors: list[TensorPlan],
+    claimed: dict[str, ReportEntry],
+) -> list[str]:
+    """Optimizer-wide scalars every parameter's state holds (Nadam's ``_u_product``), written as
+    ``optimizer/<torchrs state key>``; their state keys.
+
+    Raises:
+        ConversionError: the class's scalar is missing from the checkpoint.
+    """
+    out = []
+    for keras_name, torch_key in layout.shared.items():
+        key = found.extra_keys.get(keras_name)
+        if key is None:
+            raise ConversionError(
+                f"The Keras {layout.keras_class} optimizer's {keras_name!r} variable has no value "
+                "in the checkpoint."
+            )
+        name = f"{OPTIMIZER_PREFIX}{torch_key}"
+        shape = list(reader.get_variable_to_shape_map()[key])
+        dtype = np.dtype(reader.get_variable_to_dtype_map()[key].as_numpy_dtype)
+        tensors.append(TensorPlan(name, strip_key(key), tuple(shape), dtype, _loader(reader, key)))
+        claimed[strip_key(key)] = ReportEntry(strip_key(key), Status.CONVERTED, name, shape=shape)
+        out.append(torch_key)
+    return out
+
+
 def _loader(reader: Any, key: str) -> Callable[[], np.ndarray]:
     return lambda: read_tensor(reader, key)
+
+
+# A slot kind whose presence says how the Keras optimizer was configured -> that keyword argument.
+FLAG_SLOTS = {"vhat": "amsgrad", "average_gradient": "centered", "mg": "centered"}
 
 
 def _hyperparameters(
@@ -387,28 +427,34 @@ def _hyperparameters(
     assert layout.torch_class is not None
     own = (LEGACY_TORCH_ARGUMENTS if found.legacy else TORCH_ARGUMENTS)[layout.torch_class]
     arguments = own + (LEGACY_BASE_ARGUMENTS if found.legacy else BASE_ARGUMENTS)
+    config = {layout.hyper_names.get(k, k): v for k, v in config.items()}
     hyper = _config_hyperparameters(config, arguments)
+    if layout.torch_class == "AdamW" and config.get("weight_decay") is not None:
+        hyper["weight_decay"] = config["weight_decay"]  # AdamW's 0.0 is not its default (0.004)
     if found.legacy:
         # The float32 hyperparameter variables as stored (beta_2 = 0.9990000128746033): what the
         # legacy kernels compute with, and what torchrs.optim.legacy rounds its arguments to.
-        hyper.update({k: v for k, v in legacy_hyper.items() if k in own})
+        stored = {layout.hyper_names.get(k, k): v for k, v in legacy_hyper.items()}
+        hyper.update({k: v for k, v in stored.items() if k in own})
         if not hyper.get("decay"):
             hyper.pop("decay", None)  # the default
     elif found.learning_rate_key is not None:
         shape = reader.get_variable_to_shape_map()[found.learning_rate_key]
         if not shape:
             hyper["learning_rate"] = float(read_tensor(reader, found.learning_rate_key))
-    # What the slots themselves say (a checkpoint stores no config).
-    if layout.torch_class == "Adam":
-        hyper["amsgrad"] = any(
-            slot == "vhat" or attr == "_velocity_hats" for slot, _, _, attr, _ in found.slots
-        )
+    # What the slots themselves say (a checkpoint stores no config): amsgrad, centered.
+    kinds = {slot or layout.lists.get(attr, "") for slot, _, _, attr, _ in found.slots}
+    for slot, flag in FLAG_SLOTS.items():
+        if flag in own and slot in layout.slots:
+            hyper[flag] = slot in kinds
     if any(attr == EMA_LIST for *_, attr, _ in found.slots):
         hyper["use_ema"] = True
     return hyper
 
 
-def _caveats(layout: Layout, config: dict[str, Any], hyper: dict[str, Any]) -> list[str]:
+def _caveats(
+    layout: Layout, found: Found, config: dict[str, Any], hyper: dict[str, Any]
+) -> list[str]:
     notes = []
     if "learning_rate" not in hyper:
         notes.append(
@@ -417,14 +463,42 @@ def _caveats(layout: Layout, config: dict[str, Any], hyper: dict[str, Any]) -> l
         )
     if layout.keras_class == "AdamW" and "weight_decay" not in hyper:
         notes.append(
-            "Keras AdamW is torchrs.optim.Adam with weight_decay: pass the AdamW's weight_decay "
-            "(Keras default 0.004), which checkpoints do not store."
+            "Keras AdamW's weight_decay is not stored in a checkpoint: torchrs.optim.AdamW's "
+            "default is Keras's (0.004); pass weight_decay= if the Keras AdamW used another."
+        )
+    if layout.keras_class == "Adam" and not config and found.name not in ("", "Adam"):
+        notes.append(
+            f"The optimizer was renamed {found.name!r}: its state resumes as torchrs.optim.Adam; "
+            "if it was a Keras AdamW, pass its weight_decay (Keras's default 0.004)."
         )
     if layout.keras_class == "legacy.SGD" and hyper.get("momentum"):
         notes.append(LEGACY_SPARSE_MOMENTUM_NOTE)
-    if not config:
+    kinds = {slot or layout.lists.get(attr, "") for slot, _, _, attr, _ in found.slots}
+    if layout.keras_class == "RMSprop" and "momentum" in kinds and "momentum" not in hyper:
         notes.append(
-            "A checkpoint does not store epsilon, amsgrad, nesterov, clipping or weight decay: "
-            "build the torchrs optimizer with the values the Keras one used."
+            "The Keras RMSprop kept momentum slots, so it ran with momentum > 0, whose value a "
+            "checkpoint does not store: pass momentum= (the Keras value) to torchrs.optim.RMSprop."
+        )
+    if layout.keras_class == "Nadam":
+        notes.append(
+            "Keras 2's Nadam advances its momentum product `_u_product` once per step when "
+            "apply_gradients runs eagerly, but can advance it once per variable inside a traced "
+            "model.fit / train_on_batch; torchrs.optim.Nadam continues from the converted product "
+            "with the eager rule (once per step)."
+        )
+    if layout.keras_class == "legacy.Ftrl" and not config:
+        notes.append(
+            "A legacy Ftrl checkpoint stores learning_rate_power, l1 / l2 regularization and beta, "
+            "but not l2_shrinkage_regularization_strength: pass it if the Keras Ftrl used one "
+            "(initial_accumulator_value does not matter once the accumulators are loaded)."
+        )
+    if not config:
+        assert layout.torch_class is not None
+        own = (LEGACY_TORCH_ARGUMENTS if found.legacy else TORCH_ARGUMENTS)[layout.torch_class]
+        missing = ", ".join(a for a in own if a not in hyper)
+        notes.append(
+            f"A checkpoint does not store {missing + ', ' if missing else ''}clipping or weight "
+            "decay: build the torchrs optimizer with the values the Keras one used (where it used "
+            "Keras's defaults, torchrs's are the same)."
         )
     return notes

@@ -77,6 +77,49 @@ def _check_lazy_momentum_embeddings(
         )
 
 
+# Slots a Keras optimizer creates only with a setting: the torchrs argument with the slot, and without it.
+_SLOT_SETTINGS = {
+    "momentum": ("momentum > 0", "momentum=0"),
+    "average_gradient": ("centered=True", "centered=False"),
+    "mg": ("centered=True", "centered=False"),
+    "vhat": ("amsgrad=True", "amsgrad=False"),
+}
+
+
+def _check_slot_kinds(
+    optimizer: torch.optim.Optimizer,
+    param: nn.Parameter,
+    name: str,
+    slots: dict[str, torch.Tensor],
+    spec: dict[str, Any],
+) -> None:
+    """The slots the optimizer would create for ``param`` (its ``_init_slots``, with its settings) must be the
+    ones the checkpoint holds: a momentum slot under ``momentum=0`` would be ignored, a missing one started at
+    zero, and either leaves Keras's trajectory."""
+    init_slots = getattr(optimizer, "_init_slots", None)
+    group = next((g for g in optimizer.param_groups if any(p is param for p in g["params"])), None)
+    if init_slots is None or group is None:
+        return
+    probe: dict[str, Any] = {}
+    init_slots(param, probe, group)
+    # per-parameter slots only (ClippyAdagrad's scalar clipping factor is output, not state)
+    wanted = {k for k, v in probe.items() if k in slots or tuple(v.shape) == tuple(param.shape)}
+    held = set(slots) - {
+        "average"
+    }  # use_ema's average is created by the base class, not _init_slots
+    if wanted != held:
+        hints = sorted(
+            {_SLOT_SETTINGS[k][0] for k in held - wanted if k in _SLOT_SETTINGS}
+            | {_SLOT_SETTINGS[k][1] for k in wanted - held if k in _SLOT_SETTINGS}
+        )
+        raise ValueError(
+            f"The checkpoint holds Keras {spec.get('keras_class', spec['class_name'])} slots {sorted(held)} for "
+            f"{name}, but this {type(optimizer).__name__}'s settings use {sorted(wanted)}: build it with the "
+            f"Keras optimizer's settings{' (' + ', '.join(hints) + ')' if hints else ''}, as in torchrs.json's "
+            "architecture.optimizer.hyperparameters."
+        )
+
+
 def load_optimizer_state(
     optimizer: torch.optim.Optimizer, module: nn.Module, directory: str | os.PathLike[str]
 ) -> dict[str, list[str]]:
@@ -89,12 +132,15 @@ def load_optimizer_state(
     ``optimizer/iterations``; they are matched to ``module``'s parameters by structure (as
     ``converters.tfrs_to_torch.load_weights`` matches weights), Dense kernels transposed. Every
     parameter gets ``state["step"] = iterations``, so the next step is Keras's step
-    ``iterations + 1``. Load the weights first (``load_weights(module, DIR)``).
+    ``iterations + 1``, and a copy of each optimizer-wide scalar (``optimizer/<key>``: Nadam's
+    ``u_product``, legacy Nadam's ``momentum_cache``). Load the weights first
+    (``load_weights(module, DIR)``).
 
     Args:
-        optimizer: a ``torchrs.optim.Adagrad`` / ``Adam`` / ``SGD`` (``torchrs.optim.legacy.*`` for
+        optimizer: a ``torchrs.optim`` optimizer (``torchrs.optim.legacy`` for
             ``tf.keras.optimizers.legacy`` state) over ``module``'s parameters, of the class
-            ``torchrs.json`` names (and the same ``amsgrad`` setting).
+            ``torchrs.json`` names, built with its ``hyperparameters`` (the settings that decide which
+            slots exist, ``amsgrad``, ``centered``, ``momentum > 0``, must match the slots).
         module: the torchrs model mirroring the TF model's attributes and layer order.
         directory: the converted checkpoint directory.
 
@@ -102,8 +148,9 @@ def load_optimizer_state(
         ``{parameter name: [slot names loaded]}``.
 
     Raises:
-        ValueError: no optimizer state in the directory, another optimizer class, or a slot that
-            matches no parameter / a parameter without a slot / different shapes.
+        ValueError: no optimizer state in the directory, another optimizer class, settings that use
+            other slots than the checkpoint holds, or a slot that matches no parameter / a parameter
+            without a slot / different shapes.
     """
     from safetensors import safe_open
 
@@ -136,7 +183,7 @@ def load_optimizer_state(
             "instead."
         )
     amsgrad = any(group.get("amsgrad", False) for group in optimizer.param_groups)
-    if expected == "Adam" and amsgrad != bool(spec.get("amsgrad")):
+    if expected in ("Adam", "AdamW") and amsgrad != bool(spec.get("amsgrad")):
         raise ValueError(
             f"optimizer has amsgrad={amsgrad} but the Keras Adam had amsgrad={spec.get('amsgrad')}; "
             "build the optimizer with the same setting."
@@ -166,8 +213,11 @@ def load_optimizer_state(
             "attributes and layer order (as for load_weights)."
         )
     loaded: dict[str, list[str]] = {}
+    prefix = spec.get("prefix", OPTIMIZER_PREFIX)
     with safe_open(str(weights), framework="pt") as handle:  # a regular file inside root (above)
-        iterations = int(handle.get_tensor(spec.get("prefix", OPTIMIZER_PREFIX) + "iterations"))
+        iterations = int(handle.get_tensor(prefix + "iterations"))
+        # optimizer-wide scalars (Nadam's u_product), a copy in every parameter's state
+        shared = {key: handle.get_tensor(prefix + key) for key in spec.get("shared", [])}
         pending: list[tuple[nn.Parameter, dict[str, torch.Tensor]]] = []
         for key, name in targets.items():
             param = params[name]
@@ -177,7 +227,7 @@ def load_optimizer_state(
             path, entry = by_key[key] if variables else (key, slotless)
             slots: dict[str, torch.Tensor] = {}
             for slot in entry["slots"]:
-                value = handle.get_tensor(f"{spec.get('prefix', OPTIMIZER_PREFIX)}{path}/{slot}")
+                value = handle.get_tensor(f"{prefix}{path}/{slot}")
                 if entry["transpose"]:
                     value = value.T.contiguous()
                 if tuple(value.shape) != tuple(param.shape):
@@ -186,6 +236,9 @@ def load_optimizer_state(
                         f"but parameter {name} has shape {tuple(param.shape)}."
                     )
                 slots[slot] = value.to(device=param.device, dtype=param.dtype)
+            for key, value in shared.items():
+                slots[key] = value.to(device=param.device, dtype=param.dtype, copy=True)
+            _check_slot_kinds(optimizer, param, name, slots, spec)
             pending.append((param, slots))
             loaded[name] = list(entry["slots"])
     for param_tensor, slots in pending:
