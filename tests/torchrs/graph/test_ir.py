@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from torchrs.graph import Graph, HashTable, TranslatedSavedModel, UnsupportedGraphError
+from torchrs.graph.ops import to_bytes_array
 from torchrs.graph.storage import decode, encode, load_graph_model
 
 GRAPH: dict[str, Any] = {
@@ -106,3 +107,75 @@ def test_corrupted_string_offsets_are_refused() -> None:
 def test_architecture_without_signatures_is_refused() -> None:
     with pytest.raises(UnsupportedGraphError, match="no signatures"):
         load_graph_model({"kind": "graph", "signatures": {}}, {})
+
+
+# A tower reading a constant subexpression: emb * max(sqrt(4.0), 0.5) -> every row times 2.
+SCALED: dict[str, Any] = copy.deepcopy(GRAPH)
+SCALED["nodes"] += [
+    {"name": "four", "op": "Const", "inputs": [], "attrs": {"tensor": "const/4"}},
+    {"name": "half", "op": "Const", "inputs": [], "attrs": {"tensor": "const/half"}},
+    {"name": "root", "op": "Sqrt", "inputs": [["four", 0]], "attrs": {}},
+    {"name": "scale", "op": "Maximum", "inputs": [["root", 0], ["half", 0]], "attrs": {}},
+    {"name": "scaled", "op": "Mul", "inputs": [["relu", 0], ["scale", 0]], "attrs": {}},
+]
+SCALED["outputs"] = [{"name": "embedding", "ref": ["scaled", 0]}]
+
+
+def _scaled_model() -> TranslatedSavedModel:
+    tensors = {
+        "const/1": torch.tensor(0),
+        "const/4": torch.tensor(4.0),
+        "const/half": torch.tensor(0.5),
+        "tower/layer_with_weights-0/embeddings": torch.tensor(
+            [[0.0, 0.0], [1.0, -2.0], [3.0, 4.0]]
+        ),
+    }
+    table = HashTable(np.array([b"a", b"b"], dtype=object), torch.tensor([1, 2]))
+    return TranslatedSavedModel(
+        {"serving_default": Graph.from_json(SCALED)},
+        tensors,
+        {"tower/layer-0/lookup_table": table},
+    )
+
+
+def test_a_call_runs_the_graph_with_constants_folded_and_the_same_results() -> None:
+    model = _scaled_model()
+    signature = model.signatures["serving_default"]
+    run_ops = {str(n.target) for n in signature._run.graph.nodes if n.op == "call_function"}
+    assert not any("sqrt" in op or "maximum" in op for op in run_ops)  # evaluated at load
+    assert "sqrt_op" in signature.code  # what users see and --emit-python writes: the graph as is
+    tokens = ["b", "zz", "a"]
+    expected = [[6.0, 8.0], [0.0, 0.0], [2.0, 0.0]]  # rows 2, 0 (unknown), relu(row 1), times 2
+    assert model(tokens).tolist() == expected
+    assert signature.graph_module(to_bytes_array(tokens))[0].tolist() == expected  # unfolded
+    # The folded value is not a checkpoint tensor: state_dict keys are the graph's own.
+    assert not any("folded" in k for k in model.state_dict())
+
+
+@pytest.mark.parametrize(
+    "tokens",
+    [
+        ["b", "zz", "a", "é", ""],
+        np.array(["b", "zz", "a", "é", ""]),
+        np.array([b"b", b"zz", b"a", "é".encode(), b""], dtype=object),
+        np.array(["b", "zz", "a", "é", ""] * 40),  # the vectorised lookup
+    ],
+)
+def test_string_inputs_in_any_form_give_the_same_result(tokens: Any) -> None:
+    model = _scaled_model()
+    assert model.signatures["serving_default"]._as_keys == {0}  # only ever a lookup key
+    out = model(tokens)
+    expected = [[6.0, 8.0], [0.0, 0.0], [2.0, 0.0], [0.0, 0.0], [0.0, 0.0]]
+    assert out.tolist() == expected * (len(tokens) // 5)
+
+
+def test_a_call_sees_parameters_changed_after_load() -> None:
+    model = _scaled_model()
+    path = "tower/layer_with_weights-0/embeddings"
+    state = model.state_dict()
+    state[f"variables.{path}"] = torch.tensor([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]])
+    model.load_state_dict(state)
+    assert model(["b"]).tolist() == [[10.0, 10.0]]
+    model.to(torch.float64)  # parameters and buffers replaced in their holders
+    out = model(["b", "a"])
+    assert out.dtype == torch.float64 and out.tolist() == [[10.0, 10.0], [2.0, 2.0]]
