@@ -99,7 +99,9 @@ class StringIndex:
         """``int64`` positions of ``values`` (any shape) among the keys; :data:`MISS` where absent."""
         if isinstance(values, np.ndarray) and values.dtype.kind == "U":
             if self._vector is not None and values.size >= VECTOR_MIN:
-                flat = np.ascontiguousarray(values).reshape(-1)
+                flat = values if values.ndim == 1 else values.reshape(-1)
+                if not flat.flags.c_contiguous:
+                    flat = np.ascontiguousarray(flat)
                 codes = _codes(flat)  # (n, width)
                 found = self._vector.find(flat, codes)
                 missed = found == MISS
@@ -137,11 +139,11 @@ class StringIndex:
 
 
 def _codes(flat: np.ndarray) -> np.ndarray:
-    """The UCS-4 code points of a flat ``<U`` array, ``(n, width)`` ``uint32`` (NUL padded)."""
+    """The UCS-4 code points of a flat, contiguous ``<U`` array, ``(n, width)`` ``uint32``."""
     width = flat.dtype.itemsize // 4
     if width == 0:
         return np.zeros((flat.size, 1), dtype=np.uint32)
-    return np.ascontiguousarray(flat).view(np.uint32).reshape(flat.size, width)
+    return flat.view(np.uint32).reshape(flat.size, width)
 
 
 class _VectorIndex:

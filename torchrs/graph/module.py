@@ -63,6 +63,10 @@ class HashTable(nn.Module):
         """``LookupTableFindV2``: the value of every key, ``default`` where a key is absent."""
         if self.string_keys:
             found_np = self._strings.find(keys)  # position of each key, -1 where absent
+            if not isinstance(self.values, np.ndarray):
+                table_np = self._values_then(default)[1]  # (V + 1, ...): -1 reads the default
+                if table_np is not None:  # values on the CPU: one NumPy take
+                    return torch.from_numpy(table_np[found_np])
             found = torch.from_numpy(found_np)
         else:
             k = torch.as_tensor(keys).to(self._sorted_keys.dtype)
@@ -73,15 +77,12 @@ class HashTable(nn.Module):
                 else torch.zeros_like(k, dtype=torch.bool)
             )
             found = torch.where(hit, self._order[slot], torch.full_like(slot, -1))
-            found_np = None
         if isinstance(self.values, np.ndarray):
             flat = found.reshape(-1).numpy()
             fill = default.item() if isinstance(default, np.ndarray) else default
             out = np.array([self.values[i] if i >= 0 else fill for i in flat], dtype=object)
             return out.reshape(tuple(found.shape))
-        table, table_np = self._values_then(default)  # (V + 1, ...): position -1 reads the default
-        if found_np is not None and table_np is not None:  # host values: one NumPy take
-            return torch.from_numpy(table_np[found_np])
+        table = self._values_then(default)[0]  # (V + 1, ...): position -1 reads the default
         picked = table[found.reshape(-1).to(table.device)]
         return picked.reshape(tuple(found.shape) + tuple(table.shape[1:]))
 
@@ -220,6 +221,8 @@ def _execution_graph(
     }
     if "constants" in holders:
         _fold_constants(g, holders["constants"], name)
+        _static_arguments(g, holders["constants"])
+    _fuse_dense(g)
     for node in reversed(list(g.nodes)):  # reads left without users by the folding
         if node.op == "get_attr" and not node.users:
             g.erase_node(node)
@@ -290,6 +293,108 @@ def _fold_constants(g: fx.Graph, constants: nn.Module, name: str) -> None:
         node.replace_all_uses_with(read)
         g.erase_node(node)
         known[read] = value
+
+
+#: Arguments that ops read as Python ints at once (an axis, a shape, a permutation), by op and
+#: position: a constant there becomes the literal, saving a read and a ``.tolist()`` per call.
+_STATIC_ARGUMENTS: dict[Any, int] = {
+    OPS["Reshape"].fn: 1,
+    OPS["ExpandDims"].fn: 1,
+    OPS["Transpose"].fn: 1,
+    OPS["Tile"].fn: 1,
+    OPS["GatherV2"].fn: 2,
+    **{OPS[n].fn: 1 for n in ("Sum", "Mean", "Max", "Min", "Prod", "Any", "All")},
+}
+#: The most elements such a constant has (a shape or a permutation is a handful).
+STATIC_MAX_ELEMENTS = 16
+
+
+def _static_arguments(g: fx.Graph, constants: nn.Module) -> None:
+    """Small integer constants in axis / shape positions (and ConcatV2's axis) as literals."""
+    concat = OPS["ConcatV2"].fn
+    for node in g.nodes:
+        if node.op != "call_function":
+            continue
+        position = (
+            len(node.args) - 1 if node.target is concat else _STATIC_ARGUMENTS.get(node.target)
+        )
+        if position is None or position >= len(node.args):
+            continue
+        arg = node.args[position]
+        if not (isinstance(arg, fx.Node) and arg.op == "get_attr"):
+            continue
+        holder, _, attr = str(arg.target).partition(".")
+        if holder != "constants":
+            continue
+        value = _read(constants, attr)
+        if (
+            not isinstance(value, torch.Tensor)
+            or value.is_floating_point()
+            or value.is_complex()
+            or value.numel() > STATIC_MAX_ELEMENTS
+        ):
+            continue
+        literal = value.item() if value.dim() == 0 else [int(v) for v in value.tolist()]
+        node.args = (*node.args[:position], literal, *node.args[position + 1 :])
+
+
+#: MatMul + BiasAdd (+ Relu) run as one ``addmm`` (+ in-place ReLU on its fresh result) up to this
+#: depth (rows of the kernel): there the GEMM adds the bias after the whole dot product, which is
+#: exactly ``a @ w + b`` (checked bit for bit on MKL up to 129); deeper ones run unfused.
+FUSED_MAX_DEPTH = 128
+
+
+def _matmul_bias(a: Any, w: Any, b: Any, data_format: str = "NHWC") -> Any:
+    """``BiasAdd(MatMul(a, w), b)`` (no transposes), as one ``addmm`` where that is exact."""
+    if (
+        isinstance(a, torch.Tensor)
+        and a.dim() == 2
+        and w.dim() == 2
+        and b.dim() == 1
+        and a.is_floating_point()
+        and a.dtype == w.dtype == b.dtype
+        and w.shape[0] <= FUSED_MAX_DEPTH
+    ):
+        return torch.addmm(b, a, w)
+    return OPS["BiasAdd"].fn(OPS["MatMul"].fn(a, w), b, data_format=data_format)
+
+
+def _matmul_bias_relu(a: Any, w: Any, b: Any, data_format: str = "NHWC") -> Any:
+    """``Relu(BiasAdd(MatMul(a, w), b))``: the ReLU in place, on the fused op's own result."""
+    return torch.relu_(_matmul_bias(a, w, b, data_format))
+
+
+def _fuse_dense(g: fx.Graph) -> None:
+    """Rewrites each MatMul -> BiasAdd (-> Relu) chain whose links have no other user."""
+    matmul, bias_add, relu = OPS["MatMul"].fn, OPS["BiasAdd"].fn, OPS["Relu"].fn
+    for node in list(g.nodes):
+        if node.op != "call_function" or node.target is not bias_add or len(node.args) != 2:
+            continue
+        product, bias = node.args
+        if not (
+            isinstance(product, fx.Node)
+            and product.op == "call_function"
+            and product.target is matmul
+            and len(product.users) == 1
+            and len(product.args) == 2
+            and not product.kwargs.get("transpose_a")
+            and not product.kwargs.get("transpose_b")
+        ):
+            continue
+        users = list(node.users)
+        activated = len(users) == 1 and users[0].op == "call_function" and users[0].target is relu
+        last = users[0] if activated else node
+        with g.inserting_before(last):
+            fused = g.call_function(
+                _matmul_bias_relu if activated else _matmul_bias,
+                (*product.args, bias),
+                {"data_format": node.kwargs.get("data_format", "NHWC")},
+            )
+        last.replace_all_uses_with(fused)
+        if activated:
+            g.erase_node(last)
+        g.erase_node(node)
+        g.erase_node(product)
 
 
 def _read(holder: nn.Module, attr: str) -> Any:

@@ -662,6 +662,16 @@ def _check_indices(indices: torch.Tensor, n: int, what: str) -> None:
 def resource_gather(
     params: Any, indices: Any, *, batch_dims: int = 0, validate_indices: bool = True
 ) -> Any:
+    if (  # an embedding lookup: one call, index_select checks the range itself
+        not batch_dims
+        and isinstance(params, torch.Tensor)
+        and isinstance(indices, torch.Tensor)
+        and indices.dim() == 1
+    ):
+        try:
+            return torch.index_select(params, 0, indices)
+        except (IndexError, RuntimeError):
+            pass  # gather raises TF's error (or index_select's own, for any other problem)
     return gather(params, indices, 0, batch_dims=batch_dims)
 
 

@@ -179,3 +179,57 @@ def test_a_call_sees_parameters_changed_after_load() -> None:
     model.to(torch.float64)  # parameters and buffers replaced in their holders
     out = model(["b", "a"])
     assert out.dtype == torch.float64 and out.tolist() == [[10.0, 10.0], [2.0, 2.0]]
+
+
+def _dense_graph(matmul_users: int = 1) -> dict[str, Any]:
+    """x -> MatMul -> BiasAdd -> Relu -> MatMul -> BiasAdd (a Keras Dense(relu), Dense pair)."""
+    nodes: list[dict[str, Any]] = [
+        {"name": "x", "op": "Placeholder", "inputs": [], "attrs": {"index": 0}},
+        {"name": "w0", "op": "Variable", "inputs": [], "attrs": {"path": "d0/kernel"}},
+        {"name": "b0", "op": "Variable", "inputs": [], "attrs": {"path": "d0/bias"}},
+        {"name": "w1", "op": "Variable", "inputs": [], "attrs": {"path": "d1/kernel"}},
+        {"name": "b1", "op": "Variable", "inputs": [], "attrs": {"path": "d1/bias"}},
+        {"name": "m0", "op": "MatMul", "inputs": [["x", 0], ["w0", 0]], "attrs": {}},
+        {"name": "a0", "op": "BiasAdd", "inputs": [["m0", 0], ["b0", 0]], "attrs": {}},
+        {"name": "r0", "op": "Relu", "inputs": [["a0", 0]], "attrs": {}},
+        {"name": "m1", "op": "MatMul", "inputs": [["r0", 0], ["w1", 0]], "attrs": {}},
+        {"name": "a1", "op": "BiasAdd", "inputs": [["m1", 0], ["b1", 0]], "attrs": {}},
+    ]
+    outputs = [{"name": "score", "ref": ["a1", 0]}]
+    if matmul_users == 2:  # the first product is an output too: it must stay as it is
+        outputs.append({"name": "product", "ref": ["m0", 0]})
+    return {
+        "inputs": [{"name": "x", "dtype": "float32", "shape": [None, None]}],
+        "outputs": outputs,
+        "nodes": nodes,
+    }
+
+
+@pytest.mark.parametrize("depth", [16, 200])  # within and past FUSED_MAX_DEPTH
+@pytest.mark.parametrize("matmul_users", [1, 2])
+def test_dense_chains_run_fused_with_the_unfused_results(depth: int, matmul_users: int) -> None:
+    gen = torch.Generator().manual_seed(depth)
+    tensors = {
+        "d0/kernel": torch.randn(depth, 16, generator=gen),
+        "d0/bias": torch.randn(16, generator=gen),
+        "d1/kernel": torch.randn(16, 3, generator=gen),
+        "d1/bias": torch.randn(3, generator=gen),
+    }
+    model = TranslatedSavedModel(
+        {"serving_default": Graph.from_json(_dense_graph(matmul_users))}, tensors, {}
+    )
+    signature = model.signatures["serving_default"]
+    run = {getattr(n.target, "__name__", "") for n in signature._run.graph.nodes}
+    assert "_matmul_bias" in run  # the second Dense
+    assert ("_matmul_bias_relu" in run) == (matmul_users == 1)  # the first, unless shared
+    x = torch.randn(257, depth, generator=gen)
+    with torch.no_grad():
+        got = signature(x)
+        expected = signature.graph_module(x)  # MatMul, BiasAdd and Relu one by one
+    # addmm adds the bias after the whole dot product, as the unfused ops do: identical on MKL,
+    # but a BLAS promises no summation order, so the bound is a few float32 ulps.
+    torch.testing.assert_close(got["score"], expected[0], rtol=1e-6, atol=1e-5)
+    if matmul_users == 2:
+        assert torch.equal(got["product"], expected[1])
+    signature(x)["score"].sum().backward()  # fine-tuning goes through the fused ops
+    assert model.variables.get_parameter("d0/kernel").grad is not None
