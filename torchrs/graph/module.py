@@ -14,24 +14,23 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import torch
 from torch import fx, nn
 
 from torchrs._binding import bind_inputs
 from torchrs.graph.ir import SOURCE_OPS, Graph, Node, Ref
-from torchrs.graph.ops import OPS, UnsupportedGraphError, to_bytes_array, to_dtype
+from torchrs.graph.lookup import StringIndex
+from torchrs.graph.ops import OPS, UnsupportedGraphError, lookup_find, to_bytes_array, to_dtype
 
-__all__ = ["ARROW_MIN_KEYS", "HashTable", "Signature", "TranslatedSavedModel"]
-
-#: From this many keys a lookup goes through Arrow's hash table; below, a dict is cheaper
-#: (Arrow costs ~10 us a call; measured on the ranking signature at batch 1 and 1,024).
-ARROW_MIN_KEYS = 64
+__all__ = ["HashTable", "Signature", "TranslatedSavedModel"]
 
 
 class HashTable(nn.Module):
     """A TF lookup table with its exported contents (``StaticHashTable`` / ``MutableHashTable``).
+
+    String keys are found by :class:`~torchrs.graph.lookup.StringIndex` (``bytes``, ``str`` or
+    NumPy ``<U`` inputs, compared as TF compares ``tf.string``), integer keys by a binary search.
+    Both structures are built here, once.
 
     Args:
         keys: ``bytes`` keys as a NumPy ``object`` array, or integer keys as a tensor.
@@ -40,6 +39,8 @@ class HashTable(nn.Module):
     >>> t = HashTable(np.array([b"a", b"b"], dtype=object), torch.tensor([1, 2]))
     >>> t.find(np.array([b"b", b"zz"], dtype=object), torch.tensor(0)).tolist()
     [2, 0]
+    >>> t.find(np.array(["b", "a"]), torch.tensor(0)).tolist()
+    [2, 1]
     """
 
     def __init__(self, keys: Any, values: Any) -> None:
@@ -47,13 +48,9 @@ class HashTable(nn.Module):
         self.string_keys = isinstance(keys, np.ndarray) and keys.dtype == object
         self.keys = keys
         self.values = values
+        self._with_default: tuple[Any, ...] | None = None
         if self.string_keys:
-            self._index = {k: i for i, k in enumerate(keys.tolist())}
-            # Arrow's C++ hash table over the exact key bytes (as tf.string compares them), for
-            # batches large enough to pay for Arrow's per-call cost.
-            self._arrow_options = pc.SetLookupOptions(
-                value_set=pa.array(list(keys.reshape(-1)), type=pa.binary())
-            )
+            self._strings = StringIndex(keys.reshape(-1).tolist())
         else:
             order = torch.argsort(keys)
             self._sorted_keys = keys[order]
@@ -65,18 +62,12 @@ class HashTable(nn.Module):
     def find(self, keys: Any, default: Any) -> Any:
         """``LookupTableFindV2``: the value of every key, ``default`` where a key is absent."""
         if self.string_keys:
-            arr = to_bytes_array(keys)
-            if arr.size >= ARROW_MIN_KEYS:
-                flat = pa.array(list(arr.reshape(-1)), type=pa.binary())
-                positions = pc.index_in(flat, options=self._arrow_options)  # null: absent
-                found_np = positions.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-            else:
-                found_np = np.fromiter(
-                    (self._index.get(k, -1) for k in arr.reshape(-1)),
-                    dtype=np.int64,
-                    count=arr.size,
-                )
-            found = torch.from_numpy(found_np).reshape(arr.shape)
+            found_np = self._strings.find(keys)  # position of each key, -1 where absent
+            if not isinstance(self.values, np.ndarray):
+                table_np = self._values_then(default)[1]  # (V + 1, ...): -1 reads the default
+                if table_np is not None:  # values on the CPU: one NumPy take
+                    return torch.from_numpy(table_np[found_np])
+            found = torch.from_numpy(found_np)
         else:
             k = torch.as_tensor(keys).to(self._sorted_keys.dtype)
             slot = torch.searchsorted(self._sorted_keys, k).clamp(max=max(len(self.keys) - 1, 0))
@@ -91,14 +82,42 @@ class HashTable(nn.Module):
             fill = default.item() if isinstance(default, np.ndarray) else default
             out = np.array([self.values[i] if i >= 0 else fill for i in flat], dtype=object)
             return out.reshape(tuple(found.shape))
+        table = self._values_then(default)[0]  # (V + 1, ...): position -1 reads the default
+        picked = table[found.reshape(-1).to(table.device)]
+        return picked.reshape(tuple(found.shape) + tuple(table.shape[1:]))
+
+    def _values_then(self, default: Any) -> tuple[torch.Tensor, np.ndarray | None]:
+        """The values followed by ``default`` (and their NumPy view on the CPU), cached while the
+        values and the default stay the same objects at the same version."""
         values = self.values
+        version = _version(default)
+        cached = self._with_default
+        if (
+            cached is not None
+            and cached[0] is values
+            and cached[1] == values._version
+            and cached[2] is default
+            and cached[3] == version
+        ):
+            return cached[4], cached[5]
         default_t = torch.as_tensor(default, dtype=values.dtype, device=values.device)
-        picked = values[found.clamp(min=0).to(values.device)]
-        return torch.where(found.to(values.device) >= 0, picked, default_t)
+        with torch.inference_mode(False), torch.no_grad():
+            table = torch.cat([values, default_t.expand(values.shape[1:]).unsqueeze(0)])
+        table_np = table.numpy() if table.device.type == "cpu" else None
+        self._with_default = (values, values._version, default, version, table, table_np)
+        return table, table_np
 
     def extra_repr(self) -> str:
         kind = "bytes" if self.string_keys else str(self.keys.dtype)
         return f"size={len(self.keys)}, keys={kind}"
+
+
+def _version(value: Any) -> Any:
+    """What tells a table's default apart over time: a tensor's version, else (inference
+    tensors and host values, which have none) the value itself."""
+    if isinstance(value, torch.Tensor):
+        return tuple(value.reshape(-1).tolist()) if value.is_inference() else value._version
+    return tuple(np.asarray(value).reshape(-1).tolist())
 
 
 class _Values(nn.Module):
@@ -132,12 +151,16 @@ class Signature(nn.Module):
     as NumPy arrays of ``bytes``). ``print(sig.code)`` shows the generated forward.
     """
 
-    def __init__(self, graph_module: fx.GraphModule, graph: Graph) -> None:
+    def __init__(self, graph_module: fx.GraphModule, graph: Graph, name: str = "") -> None:
         super().__init__()
         self.graph_module = graph_module
         self.graph_spec = graph
         self.input_specs = graph.inputs
         self.output_names = tuple(o.name for o in graph.outputs)
+        # String inputs only used as lookup keys go in as given (StringIndex matches str as it is).
+        self._as_keys = _lookup_only_inputs(graph_module.graph)
+        # What a call runs: graph_module's graph, constant parts evaluated, attributes as inputs.
+        self._run, self._attrs = _execution_graph(graph_module, name)
 
     @property
     def code(self) -> str:
@@ -163,7 +186,7 @@ class Signature(nn.Module):
             if self.default_k is None:
                 raise TypeError("k= is only taken by an exported index (a graph with one top-k).")
             values.append(int(k))
-        outputs = self.graph_module(*values)
+        outputs = self._run.forward(*[holder[name] for holder, name in self._attrs], *values)
         return dict(zip(self.output_names, outputs, strict=True))
 
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
@@ -172,12 +195,234 @@ class Signature(nn.Module):
             kwargs = dict(args[0])
             args = ()
         given = bind_inputs(names, args, kwargs)
-        return [_as_input(given[s.name], s) for s in self.input_specs]
+        return [
+            _as_input(given[s.name], s, i in self._as_keys) for i, s in enumerate(self.input_specs)
+        ]
 
 
-def _as_input(value: Any, spec: Any) -> Any:
+def _execution_graph(
+    graph_module: fx.GraphModule, name: str
+) -> tuple[fx.GraphModule, list[tuple[dict[str, Any], str]]]:
+    """The graph a call of a signature runs, and where each of its leading inputs is held.
+
+    ``graph_module``'s graph (what ``--emit-python`` and ``code`` show), with two changes that
+    leave every result as it was: subexpressions of constants alone are evaluated once, here (by
+    the same op functions; the results become non-persistent buffers of ``constants``), and every
+    attribute the graph reads (variables, constants, tables, loop bodies) becomes a leading input,
+    fetched on each call from its holder's dict (so parameters replaced by ``.to()`` or
+    ``load_state_dict`` are seen) instead of through ``nn.Module.__getattr__`` twice per read.
+    """
+    g = fx.Graph()
+    g.output(g.graph_copy(graph_module.graph, {}))
+    holders: dict[str, nn.Module] = {
+        h: getattr(graph_module, h)
+        for h in ("variables", "constants", "tables", "subgraphs")
+        if h in graph_module._modules
+    }
+    if "constants" in holders:
+        _fold_constants(g, holders["constants"], name)
+        _static_arguments(g, holders["constants"])
+    _fuse_dense(g)
+    for node in reversed(list(g.nodes)):  # reads left without users by the folding
+        if node.op == "get_attr" and not node.users:
+            g.erase_node(node)
+    reads = [n for n in g.nodes if n.op == "get_attr"]
+    taken = {str(n.target) for n in g.nodes if n.op == "placeholder"}
+    attrs: list[tuple[dict[str, Any], str]] = []
+    previous: fx.Node | None = None
+    for i, node in enumerate(reads):
+        arg = f"_attr_{i}"
+        while arg in taken:
+            arg = "_" + arg
+        with g.inserting_before(None) if previous is None else g.inserting_after(previous):
+            previous = g.placeholder(arg)
+        node.replace_all_uses_with(previous)
+        g.erase_node(node)
+        holder_name, attr = str(node.target).split(".", 1)
+        attrs.append(_slot(holders[holder_name], attr))
+    g.lint()
+    return fx.GraphModule(nn.Module(), g, class_name="TFGraphRun"), attrs
+
+
+def _slot(holder: nn.Module, attr: str) -> tuple[dict[str, Any], str]:
+    """The dict that holds ``holder.<attr>`` (the one ``getattr`` would find it in)."""
+    for store in (holder.__dict__, holder._parameters, holder._buffers, holder._modules):
+        if attr in store:
+            return store, attr
+    raise UnsupportedGraphError(f"The graph reads {attr!r}, which its module does not hold.")
+
+
+#: Ops never evaluated at load time even on constant inputs: what they do happens at run time.
+_RUN_TIME_ONLY = frozenset(OPS[n].fn for n in ("Assert", "CheckNumerics"))
+#: The largest result of a constant subexpression kept (elements): a Fill or Tile of constants
+#: can be large, and is cheaper to rebuild than to hold.
+FOLD_MAX_ELEMENTS = 1 << 16
+
+
+def _fold_constants(g: fx.Graph, constants: nn.Module, name: str) -> None:
+    """Evaluates the op nodes whose inputs are all constants once; each becomes a constant read."""
+    foldable = {op.fn for op in OPS.values() if not op.multi_output} - _RUN_TIME_ONLY
+    known: dict[fx.Node, Any] = {}
+    for node in list(g.nodes):
+        if node.op == "get_attr" and str(node.target).startswith("constants."):
+            known[node] = _read(constants, str(node.target).split(".", 1)[1])
+            continue
+        inputs = node.all_input_nodes
+        if node.op != "call_function" or node.target not in foldable or not inputs:
+            continue
+        if not all(n in known for n in inputs):
+            continue
+        args = fx.node.map_arg(node.args, known.__getitem__)
+        kwargs = fx.node.map_arg(node.kwargs, known.__getitem__)
+        try:
+            with torch.inference_mode(False), torch.no_grad():
+                value = node.target(*args, **kwargs)  # type: ignore[operator]
+        except Exception:  # left to run time, where TF raises it too
+            continue
+        if not isinstance(value, torch.Tensor | np.ndarray):
+            continue  # a TensorList or a tuple
+        if (value.numel() if isinstance(value, torch.Tensor) else value.size) > FOLD_MAX_ELEMENTS:
+            continue
+        attr = _attr_name(f"folded/{name}/{node.name}")
+        if isinstance(value, torch.Tensor):
+            constants.register_buffer(attr, value, persistent=False)
+        else:
+            object.__setattr__(constants, attr, value)
+        with g.inserting_before(node):
+            read = g.get_attr(f"constants.{attr}")
+        node.replace_all_uses_with(read)
+        g.erase_node(node)
+        known[read] = value
+
+
+#: Arguments that ops read as Python ints at once (an axis, a shape, a permutation), by op and
+#: position: a constant there becomes the literal, saving a read and a ``.tolist()`` per call.
+_STATIC_ARGUMENTS: dict[Any, int] = {
+    OPS["Reshape"].fn: 1,
+    OPS["ExpandDims"].fn: 1,
+    OPS["Transpose"].fn: 1,
+    OPS["Tile"].fn: 1,
+    OPS["GatherV2"].fn: 2,
+    **{OPS[n].fn: 1 for n in ("Sum", "Mean", "Max", "Min", "Prod", "Any", "All")},
+}
+#: The most elements such a constant has (a shape or a permutation is a handful).
+STATIC_MAX_ELEMENTS = 16
+
+
+def _static_arguments(g: fx.Graph, constants: nn.Module) -> None:
+    """Small integer constants in axis / shape positions (and ConcatV2's axis) as literals."""
+    concat = OPS["ConcatV2"].fn
+    for node in g.nodes:
+        if node.op != "call_function":
+            continue
+        position = (
+            len(node.args) - 1 if node.target is concat else _STATIC_ARGUMENTS.get(node.target)
+        )
+        if position is None or position >= len(node.args):
+            continue
+        arg = node.args[position]
+        if not (isinstance(arg, fx.Node) and arg.op == "get_attr"):
+            continue
+        holder, _, attr = str(arg.target).partition(".")
+        if holder != "constants":
+            continue
+        value = _read(constants, attr)
+        if (
+            not isinstance(value, torch.Tensor)
+            or value.is_floating_point()
+            or value.is_complex()
+            or value.numel() > STATIC_MAX_ELEMENTS
+        ):
+            continue
+        literal = value.item() if value.dim() == 0 else [int(v) for v in value.tolist()]
+        node.args = (*node.args[:position], literal, *node.args[position + 1 :])
+
+
+#: MatMul + BiasAdd (+ Relu) run as one ``addmm`` (+ in-place ReLU on its fresh result) up to this
+#: depth (rows of the kernel): there the GEMM adds the bias after the whole dot product, which is
+#: exactly ``a @ w + b`` (checked bit for bit on MKL up to 129); deeper ones run unfused.
+FUSED_MAX_DEPTH = 128
+
+
+def _matmul_bias(a: Any, w: Any, b: Any, data_format: str = "NHWC") -> Any:
+    """``BiasAdd(MatMul(a, w), b)`` (no transposes), as one ``addmm`` where that is exact."""
+    if (
+        isinstance(a, torch.Tensor)
+        and a.dim() == 2
+        and w.dim() == 2
+        and b.dim() == 1
+        and a.is_floating_point()
+        and a.dtype == w.dtype == b.dtype
+        and w.shape[0] <= FUSED_MAX_DEPTH
+    ):
+        return torch.addmm(b, a, w)
+    return OPS["BiasAdd"].fn(OPS["MatMul"].fn(a, w), b, data_format=data_format)
+
+
+def _matmul_bias_relu(a: Any, w: Any, b: Any, data_format: str = "NHWC") -> Any:
+    """``Relu(BiasAdd(MatMul(a, w), b))``: the ReLU in place, on the fused op's own result."""
+    return torch.relu_(_matmul_bias(a, w, b, data_format))
+
+
+def _fuse_dense(g: fx.Graph) -> None:
+    """Rewrites each MatMul -> BiasAdd (-> Relu) chain whose links have no other user."""
+    matmul, bias_add, relu = OPS["MatMul"].fn, OPS["BiasAdd"].fn, OPS["Relu"].fn
+    for node in list(g.nodes):
+        if node.op != "call_function" or node.target is not bias_add or len(node.args) != 2:
+            continue
+        product, bias = node.args
+        if not (
+            isinstance(product, fx.Node)
+            and product.op == "call_function"
+            and product.target is matmul
+            and len(product.users) == 1
+            and len(product.args) == 2
+            and not product.kwargs.get("transpose_a")
+            and not product.kwargs.get("transpose_b")
+        ):
+            continue
+        users = list(node.users)
+        activated = len(users) == 1 and users[0].op == "call_function" and users[0].target is relu
+        last = users[0] if activated else node
+        with g.inserting_before(last):
+            fused = g.call_function(
+                _matmul_bias_relu if activated else _matmul_bias,
+                (*product.args, bias),
+                {"data_format": node.kwargs.get("data_format", "NHWC")},
+            )
+        last.replace_all_uses_with(fused)
+        if activated:
+            g.erase_node(last)
+        g.erase_node(node)
+        g.erase_node(product)
+
+
+def _read(holder: nn.Module, attr: str) -> Any:
+    store, key = _slot(holder, attr)
+    return store[key]
+
+
+def _lookup_only_inputs(graph: fx.Graph) -> frozenset[int]:
+    """Positions of the inputs whose every use is as the keys of a ``LookupTableFindV2``."""
+    found = set()
+    for position, node in enumerate(n for n in graph.nodes if n.op == "placeholder"):
+        uses = list(node.users)
+        if uses and all(
+            use.op == "call_function"
+            and use.target is lookup_find
+            and use.args[1] is node
+            and node not in (*use.args[:1], *use.args[2:], *use.kwargs.values())
+            for use in uses
+        ):
+            found.add(position)
+    return frozenset(found)
+
+
+def _as_input(value: Any, spec: Any, as_keys: bool = False) -> Any:
     dtype = to_dtype(spec.dtype)
     if dtype is None:
+        if as_keys:  # HashTable.find takes str, bytes and <U arrays as they are
+            return value if isinstance(value, np.ndarray) else np.asarray(value, dtype=object)
         return to_bytes_array(value)
     tensor = value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
     return tensor.to(dtype=dtype)
@@ -217,7 +462,7 @@ class TranslatedSavedModel(nn.Module):
             for holder in ("variables", "constants", "tables", "subgraphs"):
                 if holder in graph_module._modules:  # share, never copy: one parameter per variable
                     graph_module._modules[holder] = getattr(self, holder)
-            signatures[name] = Signature(graph_module, graph)
+            signatures[name] = Signature(graph_module, graph, name)
         # Not registered as submodules: their holders are this module's, so each tensor is named once.
         self.__dict__["signatures"] = signatures
         self.default_signature = (

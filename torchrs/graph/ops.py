@@ -12,6 +12,7 @@ numbers travel as torch tensors.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -661,6 +662,16 @@ def _check_indices(indices: torch.Tensor, n: int, what: str) -> None:
 def resource_gather(
     params: Any, indices: Any, *, batch_dims: int = 0, validate_indices: bool = True
 ) -> Any:
+    if (  # an embedding lookup: one call, index_select checks the range itself
+        not batch_dims
+        and isinstance(params, torch.Tensor)
+        and isinstance(indices, torch.Tensor)
+        and indices.dim() == 1
+    ):
+        try:
+            return torch.index_select(params, 0, indices)
+        except (IndexError, RuntimeError):
+            pass  # gather raises TF's error (or index_select's own, for any other problem)
     return gather(params, indices, 0, batch_dims=batch_dims)
 
 
@@ -673,8 +684,13 @@ def gather(params: Any, indices: Any, axis: Any = 0, *, batch_dims: int = 0) -> 
         _check_indices(idx, params.shape[ax], "Gather")
         return np.take(params, idx.cpu().numpy(), axis=ax)
     ax = ax + params.dim() if ax < 0 else ax
-    _check_indices(idx, params.shape[ax], "Gather")
-    out = torch.index_select(params, ax, idx.reshape(-1))
+    try:  # index_select checks the range itself: no extra pass over the indices when they are valid
+        out = torch.index_select(params, ax, idx if idx.dim() == 1 else idx.reshape(-1))
+    except (IndexError, RuntimeError):
+        _check_indices(idx, params.shape[ax], "Gather")
+        raise
+    if idx.dim() == 1:
+        return out
     return out.reshape(params.shape[:ax] + idx.shape + params.shape[ax + 1 :])
 
 
@@ -724,8 +740,15 @@ def string_to_hash_bucket_strong(
 
 def bucketize(x: torch.Tensor, *, boundaries: Sequence[float]) -> torch.Tensor:
     """TF ``Bucketize``: index of the first boundary greater than the value (``bisect_right``)."""
-    edges = torch.tensor(list(boundaries), dtype=torch.float64)
+    edges = _edges(tuple(boundaries))
     return torch.bucketize(x.to(torch.float64), edges, right=True).to(torch.int32)
+
+
+@functools.lru_cache(maxsize=256)
+def _edges(boundaries: tuple[float, ...]) -> torch.Tensor:
+    """A Bucketize node's boundaries as a tensor, made once per node (never written to)."""
+    with torch.inference_mode(False):
+        return torch.tensor(boundaries, dtype=torch.float64)
 
 
 def lookup_find(table: Any, keys: Any, default: Any) -> Any:
