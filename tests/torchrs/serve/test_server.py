@@ -392,3 +392,32 @@ def test_tfrs_model_container_serves_each_tower(served_container, tf, tmp_path: 
         )
         assert answer.status_code == 200, answer.text
         _close(answer.json()["predictions"], towers.ratings(tf.constant(features)).numpy())
+
+
+def test_identifiers_that_are_not_utf8_come_back_as_tf_servings_raw_bytes(
+    served_bytes_index, exports, tf, tmp_path: Path
+) -> None:
+    """TF Serving writes a DT_STRING output not named ``*_bytes`` as the tensor's raw bytes in a
+    JSON string (rapidjson copies bytes >= 0x80 unvalidated): the body is not valid UTF-8 where an
+    identifier is not. The expected body is rebuilt from TF's identifiers byte for byte."""
+    queries = [b"3", b"\xff\xfe", "é".encode()]
+    ids = served_bytes_index.signature(input_1=tf.constant(queries))["output_2"].numpy()
+    assert any(b"\xff\xfe" in row for row in ids.tolist())  # the case this test is about
+
+    def quoted(token: bytes) -> bytes:  # rapidjson: escape '"', '\\' and control bytes only
+        escapes = {ord('"'): b'\\"', ord("\\"): b"\\\\", ord("\n"): b"\\n", ord("\t"): b"\\t"}
+        return b'"' + b"".join(escapes.get(c, bytes([c])) for c in token) + b'"'
+
+    expected = b"[" + b",".join(b"[" + b",".join(map(quoted, r)) + b"]" for r in ids) + b"]"
+    with serve(served_bytes_index.torchrs_dir, "users", tmp_path / "log") as server:
+        body = {"inputs": {"input_1": [_b64_or_text(q) for q in queries]}}
+        response = _post(server, body)
+        assert response.status_code == 200, response.text
+        raw = response.content
+        start = raw.index(b'"output_2":') + len(b'"output_2":')
+        assert raw[start : start + len(expected)] == expected
+        assert b"\xef\xbf\xbd" not in raw  # no U+FFFD replacement character anywhere
+        with pytest.raises(UnicodeDecodeError):
+            raw.decode(
+                "utf-8"
+            )  # as from TF Serving: clients must ask for *_bytes outputs to get b64
