@@ -105,7 +105,7 @@ def build_server(registry: ModelRegistry, host: str, port: int, max_message_byte
                 ):
                     for j, (n, s) in enumerate(specs.items()):
                         info = getattr(definition, part)[n]
-                        info.name = (
+                        info.name = s.tensor or (
                             f"{sig_name}_{n}:0" if i == 0 else f"StatefulPartitionedCall:{j}"
                         )
                         info.dtype = pb.types_pb2.DataType.Value(describe_dtype(s))

@@ -67,11 +67,13 @@ def signature_json(sig: Signature) -> dict[str, Any]:
     """A ``SignatureDef`` in TF Serving's JSON (tensor names as a TF export names them)."""
     return {
         "inputs": {
-            n: _tensor_info(n, describe_dtype(s), s.shape, f"{sig.name}_{n}:0")
+            n: _tensor_info(n, describe_dtype(s), s.shape, s.tensor or f"{sig.name}_{n}:0")
             for n, s in sig.inputs.items()
         },
         "outputs": {
-            n: _tensor_info(n, describe_dtype(s), s.shape, f"StatefulPartitionedCall:{i}")
+            n: _tensor_info(
+                n, describe_dtype(s), s.shape, s.tensor or f"StatefulPartitionedCall:{i}"
+            )
             for i, (n, s) in enumerate(sig.outputs.items())
         },
         "method_name": PREDICT_METHOD,

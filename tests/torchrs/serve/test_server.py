@@ -83,7 +83,8 @@ def _b64_or_text(token: bytes) -> Any:
 
 
 def _check_metadata(server: Running, served: Any) -> None:
-    """The served signature_def names, dtypes and shapes what TF's signature of the same model does."""
+    """The served signature_def names, dtypes and shapes exactly what TF's signature of the same model
+    does (the converter records the export's signature_def; see torchrs.serve.signature)."""
     meta = httpx.get(f"{server.rest}/v1/models/{server.name}/metadata", timeout=30).json()
     sig = meta["metadata"]["signature_def"]["signature_def"]["serving_default"]
     tf_inputs = served.signature.structured_input_signature[1]
@@ -97,14 +98,7 @@ def _check_metadata(server: Running, served: Any) -> None:
             )
             assert ours[name]["dtype"] == expected_dtype, name
             dims = [int(d["size"]) for d in ours[name]["tensor_shape"]["dim"]]
-            tf_dims = [-1 if d is None else d for d in spec.shape.as_list()]
-            # Same rank; fixed dims equal where both know them (TF may know an output width we leave -1).
-            assert len(dims) == len(tf_dims), name
-            assert all(a == b or a == -1 for a, b in zip(dims, tf_dims, strict=True)), (
-                name,
-                dims,
-                tf_dims,
-            )
+            assert dims == [-1 if d is None else d for d in spec.shape.as_list()], name
 
 
 def _check_grpc_metadata_and_status(server: Running, served: Any) -> None:
@@ -421,3 +415,36 @@ def test_identifiers_that_are_not_utf8_come_back_as_tf_servings_raw_bytes(
             raw.decode(
                 "utf-8"
             )  # as from TF Serving: clients must ask for *_bytes outputs to get b64
+
+
+def test_sequential_tower_is_served_under_tfs_own_signature_names(
+    exports, tf, tmp_path: Path
+) -> None:
+    """A Sequential saved without named inputs: TF Serving shows ``<first layer>_input`` and the last
+    layer's name (not ``input_1`` / ``output_1``), with TF's shapes and graph tensor names."""
+    from converters.tfrs_to_torch.cli import main as convert
+    from tests.torchrs.serve.conftest import Served
+
+    out = tmp_path / "tower"
+    assert convert([str(exports.tower_saved_model), "--out", str(out), "--json"]) == 0
+    loaded = tf.saved_model.load(str(exports.tower_saved_model))
+    tower = Served(exports.tower_saved_model, out, loaded.signatures["serving_default"])
+    (input_name,) = tower.signature.structured_input_signature[1]
+    (output_name,) = tower.signature.structured_outputs
+    assert (input_name, output_name) != ("input_1", "output_1")  # the case this test is about
+    queries = [b"1", b"7", b"unknown", b""]
+    expected = tower.signature(**{input_name: tf.constant(queries)})[output_name].numpy()
+
+    with serve(out, "tower", tmp_path / "log") as server:
+        _check_metadata(server, tower)
+        _check_grpc_metadata_and_status(server, tower)
+        meta = httpx.get(f"{server.rest}/v1/models/tower/metadata", timeout=30).json()
+        sig = meta["metadata"]["signature_def"]["signature_def"]["serving_default"]
+        assert sig["inputs"][input_name]["name"] == f"serving_default_{input_name}:0"
+        response = _post(server, {"instances": [q.decode() for q in queries]})
+        assert response.status_code == 200, response.text
+        _close(response.json()["predictions"], expected)
+        _close(
+            _grpc_predict(server, {input_name: np.array(queries, object)}, tf)[output_name],
+            expected,
+        )
