@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -77,6 +78,24 @@ def parse_args(argv: Sequence[str] | None = None) -> ServeConfig:
         default=defaults.poll_seconds,
         help="how often MODEL_DIR is scanned for new versions (default %(default)s)",
     )
+    parser.add_argument(
+        "--version-labels",
+        type=_labels,
+        default={},
+        metavar="LABEL=VERSION[,...]",
+        help="TF Serving's version_labels: name versions (stable=1,canary=2) for "
+        "/v1/models/NAME/labels/LABEL and ModelSpec.version_label; labelled versions are loaded "
+        "and stay AVAILABLE beside the newest (TF Serving's 'specific' version policy)",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="run each signature's tensor part (embeddings, dense layers, top-k scoring) through "
+        "torch.compile, lookups staying in Python; answers equal the eager ones up to float "
+        "rounding. Trade-off: compiling adds seconds to minutes to each version's warm-up (before "
+        "it is AVAILABLE) and pays off only for models whose tensor work outweighs Python's "
+        "per-layer overhead; the tutorial-sized towers answer about as fast eagerly",
+    )
     args = parser.parse_args(argv)
     model_dir = Path(args.model_dir).resolve()
     return ServeConfig(
@@ -90,7 +109,34 @@ def parse_args(argv: Sequence[str] | None = None) -> ServeConfig:
         workers=args.workers,
         max_request_bytes=args.max_request_bytes,
         poll_seconds=args.poll_seconds,
+        version_labels=args.version_labels,
+        compile=args.compile,
     )
+
+
+# TF Serving's version labels: letters, digits, '_' and '-' (they travel in URL paths).
+_LABEL = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _labels(text: str) -> dict[str, int]:
+    """``stable=1,canary=2`` as ``{"stable": 1, "canary": 2}``.
+
+    >>> _labels("stable=1, canary=2")
+    {'stable': 1, 'canary': 2}
+    """
+    out: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        label, _, version = item.partition("=")
+        label = label.strip()
+        if not _LABEL.match(label) or not version.strip().isdigit():
+            raise argparse.ArgumentTypeError(
+                f"{item!r} is not LABEL=VERSION (a label of letters, digits, '_' or '-', a version "
+                "number): write e.g. stable=1,canary=2"
+            )
+        if label in out:
+            raise argparse.ArgumentTypeError(f"label {label!r} given twice")
+        out[label] = int(version)
+    return out
 
 
 def _check(config: ServeConfig) -> str | None:
@@ -134,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from torchrs.serve.registry import PRELOADED, load_version
 
         try:
-            servable = load_version(Path(config.model_dir), 1)
+            servable = load_version(Path(config.model_dir), 1, config.compile)
         except ModelLoadError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2

@@ -136,13 +136,13 @@ def build_server(registry: ModelRegistry, host: str, port: int, max_message_byte
     class ModelService(pb.model_service_pb2_grpc.ModelServiceServicer):  # type: ignore[misc,name-defined]
         async def GetModelStatus(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
             try:
-                name, version, label = _spec(request.model_spec)
+                name, version, _label = _spec(
+                    request.model_spec
+                )  # TF Serving ignores the label here
                 if name != registry.name:
                     raise ServingError(
                         Code.NOT_FOUND, f"Could not find any versions of model {name}"
                     )
-                if label is not None:
-                    registry.lookup(name, version, label)
                 statuses = registry.statuses(version)
             except ServingError as error:
                 await _abort(context, error)

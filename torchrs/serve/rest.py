@@ -132,8 +132,8 @@ def routes(registry: ModelRegistry, max_request_bytes: int) -> list[Route]:
                     raise ServingError(
                         Code.NOT_FOUND, f"Could not find any versions of model {name}"
                     )
-                if label is not None:
-                    registry.lookup(name, version, label)  # raises: no labels
+                # A label is not resolved here: TF Serving's GetModelStatus reads only the name and
+                # the version, so /labels/{l} lists every version, as there.
                 return _json(status_json(registry.statuses(version)))
             body = codec.loads(await _body(request, max_request_bytes))
             servable = registry.lookup(name, version, label)

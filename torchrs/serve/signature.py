@@ -220,12 +220,16 @@ def _tower_signature(module: nn.Module, spec: Mapping[str, Any], name: str) -> S
     )
 
 
-def signatures(module: nn.Module, architecture: Mapping[str, Any]) -> dict[str, Signature]:
+def signatures(
+    module: nn.Module, architecture: Mapping[str, Any], compile: bool = False
+) -> dict[str, Signature]:
     """The signatures of what ``torchrs.load`` returned, keyed as TF's SavedModel keys them.
 
     Args:
         module: the loaded model.
         architecture: the ``architecture`` entry of its ``torchrs.json``.
+        compile: run each served module's tensor part through ``torch.compile``, lookups eager
+            (:mod:`torchrs.serve.compiling`); a translated graph (issue 12's path) stays eager.
 
     Returns:
         ``{signature name: Signature}``; a container has no ``serving_default``.
@@ -241,7 +245,7 @@ def signatures(module: nn.Module, architecture: Mapping[str, Any]) -> dict[str, 
     >>> sig.inputs, sig.run({"input_1": np.array([b"a", b"zz"], dtype=object)})["output_1"].shape
     ({'input_1': TensorSpec(dtype='string', shape=(-1,))}, (2, 2))
     """
-    found = _collect(module, architecture, "")
+    found = _collect(module, architecture, "", compile)
     recorded = (architecture.get(SERVING_SIGNATURES) or {}).get(DEFAULT_SIGNATURE)
     if recorded and DEFAULT_SIGNATURE in found:
         found[DEFAULT_SIGNATURE] = _as_recorded(found[DEFAULT_SIGNATURE], recorded)
@@ -334,11 +338,17 @@ def _tf_shape(shape: Any) -> tuple[int, ...]:
     return tuple(-1 if d is None else int(d) for d in shape) if shape is not None else (-1,)
 
 
-def _collect(module: nn.Module, spec: Mapping[str, Any], path: str) -> dict[str, Signature]:
+def _collect(
+    module: nn.Module, spec: Mapping[str, Any], path: str, compile: bool = False
+) -> dict[str, Signature]:
     if spec.get("kind") == "graph":
         return _translated_signatures(module)
     cls = spec.get("class_name")
     name = path or DEFAULT_SIGNATURE
+    if compile and cls in ("BruteForce", "Streaming", "Functional", "Sequential"):
+        from torchrs.serve.compiling import compile_model
+
+        module = compile_model(module)
     if cls in ("BruteForce", "Streaming"):
         sig = _index_signature(module, spec)
         return {name: Signature(name, sig.inputs, sig.outputs, sig.run)}
@@ -351,7 +361,12 @@ def _collect(module: nn.Module, spec: Mapping[str, Any], path: str) -> dict[str,
         out: dict[str, Signature] = {}
         for child, child_spec in spec.get("children", {}).items():
             out.update(
-                _collect(getattr(module, child), child_spec, f"{path}.{child}" if path else child)
+                _collect(
+                    getattr(module, child),
+                    child_spec,
+                    f"{path}.{child}" if path else child,
+                    compile,
+                )
             )
         if not out and not path:
             raise ValueError("This converted tfrs.Model holds no tower that can be served.")

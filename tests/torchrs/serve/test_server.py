@@ -226,6 +226,8 @@ def test_new_version_is_picked_up_and_a_broken_one_never_replaces_a_working_one(
         shutil.copytree(served_ranking.torchrs_dir, bad_warmup)
         meta = json.loads((bad_warmup / "torchrs.json").read_text())
         meta["architecture"]["input_specs"]["user_id"]["dtype"] = "int64"
+        recorded = meta["architecture"]["serving_signatures"]["serving_default"]
+        recorded["inputs"]["user_id"]["dtype"] = "int64"
         (bad_warmup / "torchrs.json").write_text(json.dumps(meta))
         _wait(lambda: _status(server).get(3, {}).get("state") == "END")
         assert "warm-up" in _status(server)[3]["status"]["error_message"]
@@ -448,3 +450,77 @@ def test_sequential_tower_is_served_under_tfs_own_signature_names(
             _grpc_predict(server, {input_name: np.array(queries, object)}, tf)[output_name],
             expected,
         )
+
+
+def test_version_labels_address_their_versions_over_rest_and_grpc(
+    served_index, served_bytes_index, tf, tmp_path: Path
+) -> None:
+    """``--version-labels stable=1,canary=2``: both versions stay AVAILABLE, each label answers as
+    its version's TF export; an unknown label is TF Serving's INVALID_ARGUMENT (HTTP 400) with its
+    message; a status request with a label lists every version, as TF Serving's GetModelStatus
+    (which reads only the name and version) does."""
+    from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
+
+    base = tmp_path / "base"
+    shutil.copytree(served_index.torchrs_dir, base / "1")  # movie identifiers
+    shutil.copytree(served_bytes_index.torchrs_dir, base / "2")  # user identifiers
+    queries = [b"1", b"7"]
+    expected = {
+        version: served.signature(input_1=tf.constant(queries))["output_2"].numpy()
+        for version, served in [(1, served_index), (2, served_bytes_index)]
+    }
+    labels = ("--version-labels", "stable=1,canary=2")
+    with serve(base, "m", tmp_path / "log", *labels) as server:
+        _wait(lambda: _status(server).get(1, {}).get("state") == "AVAILABLE")
+        assert {v: s["state"] for v, s in _status(server).items()} == {
+            1: "AVAILABLE",
+            2: "AVAILABLE",
+        }
+        for label, version in [("stable", 1), ("canary", 2)]:
+            response = _post(server, {"inputs": ["1", "7"]}, suffix=f"/labels/{label}:predict")
+            assert response.status_code == 200, response.text
+            # Version 2's identifiers hold b"\xff\xfe", written raw (as TF Serving does).
+            body = json.loads(response.content.decode("utf-8", "surrogateescape"))
+            assert body["outputs"]["output_2"] == [
+                [i.decode("utf-8", "surrogateescape") for i in row] for row in expected[version]
+            ]
+            meta = httpx.get(f"{server.rest}/v1/models/m/labels/{label}/metadata", timeout=30)
+            assert meta.json()["model_spec"]["version"] == str(version)
+        by_number = _post(server, {"inputs": ["1", "7"]}, suffix="/versions/1:predict")
+        assert by_number.json()["outputs"]["output_2"][0] == [i.decode() for i in expected[1][0]]
+
+        unknown = _post(server, {"inputs": ["1"]}, suffix="/labels/nope:predict")
+        assert unknown.status_code == 400
+        assert unknown.json()["error"].startswith("Unrecognized servable version label: nope")
+        meta = httpx.get(f"{server.rest}/v1/models/m/labels/nope/metadata", timeout=30)
+        assert meta.status_code == 400
+        status = httpx.get(f"{server.rest}/v1/models/m/labels/nope", timeout=30).json()
+        assert [s["version"] for s in status["model_version_status"]] == ["2", "1"]
+
+        channel, predictions, models = _grpc_stubs(server)
+        with channel:
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = "m"
+            request.model_spec.version_label = "stable"
+            request.inputs["input_1"].CopyFrom(tf.make_tensor_proto(np.array(queries, object)))
+            response = predictions.Predict(request, timeout=30)
+            assert response.model_spec.version.value == 1
+            np.testing.assert_array_equal(
+                tf.make_ndarray(response.outputs["output_2"]), expected[1]
+            )
+            request.model_spec.version_label = "nope"
+            with pytest.raises(grpc.RpcError) as caught:
+                predictions.Predict(request, timeout=30)
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "Unrecognized servable version label: nope" in caught.value.details()
+            metadata = get_model_metadata_pb2.GetModelMetadataRequest(
+                metadata_field=["signature_def"]
+            )
+            metadata.model_spec.name = "m"
+            metadata.model_spec.version_label = "canary"
+            assert predictions.GetModelMetadata(metadata, timeout=30).model_spec.version.value == 2
+            status_request = get_model_status_pb2.GetModelStatusRequest()
+            status_request.model_spec.name = "m"
+            status_request.model_spec.version_label = "nope"
+            versions = models.GetModelStatus(status_request, timeout=30).model_version_status
+            assert [v.version for v in versions] == [2, 1]
