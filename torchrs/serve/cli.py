@@ -173,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config.workers < 1 or config.max_batch_size < 1:
         print("error: --workers and --max-batch-size must be at least 1.", file=sys.stderr)
         return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if (Path(config.model_dir) / CONFIG_FILE).is_file():
         # A single directory is refused now, in one line, if it cannot be served (a base path of
         # versions instead waits for one that loads, as TF Serving does).
@@ -187,7 +188,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if config.workers == 1:  # this process serves: no second load
             PRELOADED[(Path(config.model_dir).resolve(), 1)] = servable
         del servable
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     os.environ[CONFIG_ENV] = config.to_json()
     # uvicorn finishes in-flight requests on SIGTERM, then re-raises the signal to this handler:
     # a requested stop is a clean exit (status 0), as for TF Serving's model server.

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,7 +116,7 @@ def load_version(path: Path, version: int, compile: bool = False) -> Servable:
         found = signatures(module, meta["architecture"], compile)
     except Exception as error:
         raise ModelLoadError(f"Version {version} at {path} cannot be loaded: {error}") from error
-    warmed = 0
+    warmed, started = 0, time.perf_counter()
     for sig in found.values():
         example = warmup_inputs(sig)
         if example is None:
@@ -135,6 +136,13 @@ def load_version(path: Path, version: int, compile: bool = False) -> Servable:
         warmed += 1
     if not warmed:
         raise ModelLoadError(f"Version {version} at {path}: no signature could be warmed up.")
+    log.info(
+        "version %d: %d signature(s) warmed up%s in %.1f s",
+        version,
+        warmed,
+        " and compiled (torch.compile)" if compile else "",
+        time.perf_counter() - started,
+    )
     return Servable(version, path, found)
 
 

@@ -33,9 +33,10 @@ pytestmark = pytest.mark.tf
 RTOL = 1e-5  # see module docstring
 
 
-def _close(actual: Any, expected: np.ndarray) -> None:
+def _close(actual: Any, expected: np.ndarray, scale: float | None = None) -> None:
+    """Equal within RTOL of ``scale`` (default: the largest magnitude of ``expected``)."""
     actual = np.asarray(actual, dtype=np.float64)
-    scale = float(np.abs(expected).max()) or 1.0
+    scale = scale or float(np.abs(expected).max()) or 1.0
     np.testing.assert_allclose(actual, expected, rtol=0, atol=RTOL * scale)
     assert actual.shape == expected.shape
 
@@ -524,3 +525,53 @@ def test_version_labels_address_their_versions_over_rest_and_grpc(
             status_request.model_spec.version_label = "nope"
             versions = models.GetModelStatus(status_request, timeout=30).model_version_status
             assert [v.version for v in versions] == [2, 1]
+
+
+@pytest.mark.skipif(
+    shutil.which("c++") is None and shutil.which("g++") is None,
+    reason="torch.compile's CPU backend (TorchInductor) needs a C++ compiler; none on PATH",
+)
+def test_compiled_models_answer_as_the_eager_ones_and_as_tf(
+    served_index, served_ranking, exports, tf, tmp_path: Path
+) -> None:
+    """``--compile``: the converted index and ranking model, compiled during warm-up (before
+    AVAILABLE), answer as their eager selves (ids identical, floats within RTOL of the output's
+    scale: fused kernels may sum in another order) and so as TF, for a batch of 1 and larger ones."""
+    import torchrs
+    from torchrs.serve.batching import run_batch
+    from torchrs.serve.signature import signatures
+
+    def eager(served: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        meta = json.loads((served.torchrs_dir / "torchrs.json").read_text())
+        sig = signatures(torchrs.load(served.torchrs_dir), meta["architecture"])["serving_default"]
+        return run_batch(sig.run, inputs)
+
+    queries = [*exports.users[:6], exports.users[-2], b"never seen", b"42"]
+    tf_index = served_index.signature(input_1=tf.constant(queries))
+    eager_index = eager(served_index, {"input_1": np.array(queries, dtype=object)})
+    with serve(served_index.torchrs_dir, "index", tmp_path / "index.log", "--compile") as server:
+        assert "compiled (torch.compile)" in server.log.read_text()  # before AVAILABLE
+        for rows in (slice(0, 1), slice(0, len(queries))):
+            body = {"inputs": [_b64_or_text(q) for q in queries[rows]]}
+            outputs = _post(server, body).json()["outputs"]
+            ids = [[i.decode() for i in r] for r in eager_index["output_2"][rows]]
+            assert outputs["output_2"] == ids
+            assert ids == [[i.decode() for i in r] for r in tf_index["output_2"].numpy()[rows]]
+            _close(outputs["output_1"], eager_index["output_1"][rows])
+            _close(outputs["output_1"], tf_index["output_1"].numpy()[rows])
+
+    users = np.array(["user 1", "user 5", "stranger", "", "user 11"], dtype=object)
+    movies = np.array(["movie 3", "movie 14", "movie 2", "", "nope"], dtype=object)
+    tf_rating = served_ranking.signature(
+        user_id=tf.constant(users.astype(str)), movie_title=tf.constant(movies.astype(str))
+    )["rating"].numpy()
+    eager_rating = eager(
+        served_ranking, {"user_id": users.astype(bytes), "movie_title": movies.astype(bytes)}
+    )["rating"]
+    with serve(served_ranking.torchrs_dir, "ranking", tmp_path / "rank.log", "--compile") as server:
+        scale = float(np.abs(tf_rating).max())  # one rating alone can be a cancellation near 0
+        for n in (1, len(users)):
+            body = {"inputs": {"user_id": list(users[:n]), "movie_title": list(movies[:n])}}
+            rating = _post(server, body).json()["outputs"]
+            _close(rating, eager_rating[:n], scale)
+            _close(rating, tf_rating[:n], scale)
