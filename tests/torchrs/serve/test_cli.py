@@ -16,14 +16,25 @@ def test_every_flag_reaches_the_config(tmp_path: Path) -> None:
     config = parse_args(
         [str(tmp_path), "--name", "movies", "--host", "0.0.0.0", "--port", "9501", "--grpc-port", "0",
          "--max-batch-size", "64", "--batch-timeout-ms", "5", "--workers", "3",
-         "--max-request-bytes", "1000", "--poll-seconds", "0.5"]
+         "--max-request-bytes", "1000", "--poll-seconds", "0.5",
+         "--version-labels", "stable=1,canary=2", "--compile"]
     )  # fmt: skip
     assert config == ServeConfig(
-        str(tmp_path.resolve()), "movies", "0.0.0.0", 9501, 0, 64, 5.0, 3, 1000, 0.5
-    )
+        str(tmp_path.resolve()), "movies", "0.0.0.0", 9501, 0, 64, 5.0, 3, 1000, 0.5,
+        {"stable": 1, "canary": 2}, True,
+    )  # fmt: skip
+    assert ServeConfig.from_json(config.to_json()) == config  # what worker processes read
     assert (
         parse_args([str(tmp_path)]).name == tmp_path.name
     )  # TF Serving's habit: the base path's name
+
+
+@pytest.mark.parametrize("labels", ["stable", "stable=x", "a b=1", "stable=1,stable=2"])
+def test_malformed_version_labels_are_refused(tmp_path: Path, capsys, labels: str) -> None:
+    with pytest.raises(SystemExit) as caught:
+        parse_args([str(tmp_path), "--version-labels", labels])
+    assert caught.value.code == 2
+    assert "--version-labels" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -55,8 +66,11 @@ def test_help_and_protos_without_tensorflow() -> None:
         "--max-batch-size",
         "--batch-timeout-ms",
         "--workers",
+        "--version-labels",
+        "--compile",
     ):
         assert flag in out
+    assert "compiling adds seconds to minutes" in " ".join(out.split())  # the trade-off, stated
     # The gRPC protos load without running TensorFlow's __init__ (no tensorflow.python).
     probe = (
         "import sys, torchrs.serve.grpc_api, torchrs.serve.app; from torchrs.serve import _protos; "
