@@ -93,8 +93,8 @@ def parse_args(argv: Sequence[str] | None = None) -> ServeConfig:
         help="run each signature's tensor part (embeddings, dense layers, top-k scoring) through "
         "torch.compile, lookups staying in Python; answers equal the eager ones up to float "
         "rounding. Trade-off: compiling adds seconds to minutes to each version's warm-up (before "
-        "it is AVAILABLE) and pays off only for models whose tensor work outweighs Python's "
-        "per-layer overhead; the tutorial-sized towers answer about as fast eagerly",
+        "it is AVAILABLE) and needs a C++ compiler; at the tutorials' sizes compiled calls measured "
+        "slower than eager ones (make bench-serve-compile), so measure before turning it on",
     )
     args = parser.parse_args(argv)
     model_dir = Path(args.model_dir).resolve()

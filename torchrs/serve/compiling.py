@@ -12,9 +12,12 @@ the same compiled code; TorchDynamo specializes a batch of 1 apart, which is why
 warms up with 1 and 2 rows: both graphs are compiled before the version is ``AVAILABLE``.
 
 The trade-off: compiling takes seconds to minutes per signature (longer on a loaded machine), once
-per version, paid in warm-up; in return each model call skips Python's per-layer dispatch and
-fuses elementwise work. Results are the eager ones up to float rounding (fused kernels may sum in
-another order), lookups and top-k positions are computed as eagerly.
+per version, paid in warm-up; in return the tensor stretches skip Python's per-layer dispatch and
+fuse elementwise work, while every graph break (each lookup, the top-k's data-dependent tie check)
+adds TorchDynamo's guard checks. At the tutorials' sizes the second wins: compiled calls measured
+slower than eager ones (``benchmarks/serve_compile.py``), so eager is the default. Results are the
+eager ones up to float rounding (fused kernels may sum in another order); lookups and top-k
+positions are computed as eagerly.
 """
 
 from __future__ import annotations
