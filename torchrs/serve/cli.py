@@ -30,9 +30,10 @@ def parse_args(argv: Sequence[str] | None = None) -> ServeConfig:
     parser.add_argument(
         "model_dir",
         metavar="MODEL_DIR",
+        nargs="?",
         help="a directory written by python -m converters.tfrs_to_torch, or a base path of "
         "numbered version folders (MODEL_BASE/1/, MODEL_BASE/2/): the newest is served and new "
-        "ones are picked up while serving",
+        "ones are picked up while serving (optional with --model-config-file: its base_path)",
     )
     parser.add_argument(
         "--name", default=None, help="model name in URLs (default: MODEL_DIR's name)"
@@ -96,11 +97,32 @@ def parse_args(argv: Sequence[str] | None = None) -> ServeConfig:
         "it is AVAILABLE) and needs a C++ compiler; at the tutorials' sizes compiled calls measured "
         "slower than eager ones (make bench-serve-compile), so measure before turning it on",
     )
+    parser.add_argument(
+        "--model-config-file",
+        default=None,
+        metavar="FILE",
+        help="TF Serving's model config file (text ModelServerConfig): the served entry's name, "
+        "base_path and version_labels are used (--name, MODEL_DIR and --version-labels win); a "
+        "file of several models needs --name or MODEL_DIR to pick one",
+    )
     args = parser.parse_args(argv)
-    model_dir = Path(args.model_dir).resolve()
+    labels, name, model_path = dict(args.version_labels), args.name, args.model_dir
+    if args.model_config_file:
+        from torchrs.serve.model_config import ModelConfigError, read_model_config
+
+        try:
+            entry = read_model_config(args.model_config_file, name, model_path)
+        except ModelConfigError as error:
+            parser.error(str(error))
+        labels = {**entry.version_labels, **labels}
+        name = name or entry.name or None
+        model_path = model_path or entry.base_path or None
+    if not model_path:
+        parser.error("MODEL_DIR is required (or a --model-config-file entry with a base_path).")
+    model_dir = Path(model_path).resolve()
     return ServeConfig(
         model_dir=str(model_dir),
-        name=args.name or model_dir.name,
+        name=name or model_dir.name,
         host=args.host,
         port=args.port,
         grpc_port=args.grpc_port,
@@ -109,7 +131,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServeConfig:
         workers=args.workers,
         max_request_bytes=args.max_request_bytes,
         poll_seconds=args.poll_seconds,
-        version_labels=args.version_labels,
+        version_labels=labels,
         compile=args.compile,
     )
 

@@ -93,3 +93,39 @@ def test_a_single_broken_directory_is_refused_before_serving(tmp_path: Path, cap
     assert (
         err.startswith("error: Version 1 at") and "cannot be loaded" in err and err.count("\n") == 1
     )
+
+
+@pytest.mark.tf  # needs tensorflow-serving-api's config protos (TF itself is not started)
+def test_model_config_file_gives_name_base_path_and_version_labels(tmp_path: Path, capsys) -> None:
+    config = tmp_path / "models.config"
+    config.write_text(
+        "model_config_list {\n"
+        '  config { name: "movies" base_path: "%s" model_platform: "tensorflow"\n'
+        '    version_labels { key: "stable" value: 1 } version_labels { key: "canary" value: 2 } }\n'
+        '  config { name: "other" base_path: "/elsewhere" model_platform: "tensorflow" }\n'
+        "}\n" % (tmp_path / "movies")
+    )
+    parsed = parse_args(["--model-config-file", str(config), "--name", "movies"])
+    assert (parsed.name, parsed.model_dir) == ("movies", str((tmp_path / "movies").resolve()))
+    assert parsed.version_labels == {"stable": 1, "canary": 2}
+    by_path = parse_args(
+        [
+            str(tmp_path / "movies"),
+            "--model-config-file",
+            str(config),
+            "--version-labels",
+            "canary=3",
+        ]
+    )
+    assert by_path.name == "movies" and by_path.version_labels == {"stable": 1, "canary": 3}
+    for argv, message in [
+        (["--model-config-file", str(config)], "several models (movies, other)"),
+        (["--model-config-file", str(tmp_path / "missing.config")], "cannot be read"),
+    ]:
+        with pytest.raises(SystemExit):
+            parse_args(argv)
+        assert message in capsys.readouterr().err
+    config.write_text("model_config_list { config { name: 1 } ")
+    with pytest.raises(SystemExit):
+        parse_args(["--model-config-file", str(config)])
+    assert "cannot be read" in capsys.readouterr().err

@@ -456,7 +456,8 @@ def test_sequential_tower_is_served_under_tfs_own_signature_names(
 def test_version_labels_address_their_versions_over_rest_and_grpc(
     served_index, served_bytes_index, tf, tmp_path: Path
 ) -> None:
-    """``--version-labels stable=1,canary=2``: both versions stay AVAILABLE, each label answers as
+    """Labels stable=1, canary=2 (from a TF Serving model config file; ``--version-labels`` gives
+    the same config, see test_cli): both versions stay AVAILABLE, each label answers as
     its version's TF export; an unknown label is TF Serving's INVALID_ARGUMENT (HTTP 400) with its
     message; a status request with a label lists every version, as TF Serving's GetModelStatus
     (which reads only the name and version) does."""
@@ -470,7 +471,12 @@ def test_version_labels_address_their_versions_over_rest_and_grpc(
         version: served.signature(input_1=tf.constant(queries))["output_2"].numpy()
         for version, served in [(1, served_index), (2, served_bytes_index)]
     }
-    labels = ("--version-labels", "stable=1,canary=2")
+    config = tmp_path / "models.config"  # TF Serving's model config file, labels in it
+    config.write_text(
+        f'model_config_list {{ config {{ name: "m" base_path: "{base}" model_platform: "tensorflow"'
+        ' version_labels { key: "stable" value: 1 } version_labels { key: "canary" value: 2 } } }'
+    )
+    labels = ("--model-config-file", str(config))
     with serve(base, "m", tmp_path / "log", *labels) as server:
         _wait(lambda: _status(server).get(1, {}).get("state") == "AVAILABLE")
         assert {v: s["state"] for v, s in _status(server).items()} == {
