@@ -476,7 +476,7 @@ def test_version_labels_address_their_versions_over_rest_and_grpc(
         f'model_config_list {{ config {{ name: "m" base_path: "{base}" model_platform: "tensorflow"'
         ' version_labels { key: "stable" value: 1 } version_labels { key: "canary" value: 2 } } }'
     )
-    labels = ("--model-config-file", str(config))
+    labels = ("--model-config-file", str(config), "--poll-seconds", "0.2")
     with serve(base, "m", tmp_path / "log", *labels) as server:
         _wait(lambda: _status(server).get(1, {}).get("state") == "AVAILABLE")
         assert {v: s["state"] for v, s in _status(server).items()} == {
@@ -531,6 +531,17 @@ def test_version_labels_address_their_versions_over_rest_and_grpc(
             status_request.model_spec.version_label = "nope"
             versions = models.GetModelStatus(status_request, timeout=30).model_version_status
             assert [v.version for v in versions] == [2, 1]
+
+        # A newer version becomes the latest; the labelled ones it replaces stay AVAILABLE.
+        shutil.copytree(served_index.torchrs_dir, base / "3")
+        _wait(lambda: _status(server).get(3, {}).get("state") == "AVAILABLE")
+        assert {v: s["state"] for v, s in _status(server).items()} == {
+            v: "AVAILABLE" for v in (1, 2, 3)
+        }
+        canary = _post(server, {"inputs": ["1"]}, suffix="/labels/canary:predict")
+        assert b"\xff\xfe" in canary.content  # still version 2 (user identifiers)
+        latest = _post(server, {"inputs": ["1", "7"]}).json()["outputs"]["output_2"]
+        assert latest == [[i.decode() for i in row] for row in expected[1]]  # 3 = a copy of 1
 
 
 @pytest.mark.skipif(
