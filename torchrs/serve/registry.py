@@ -125,8 +125,15 @@ def load_version(path: Path, version: int, compile: bool = False) -> Servable:
             for rows in WARMUP_ROWS if compile else (1,):
                 result = run_batch(sig.run, {n: np.repeat(a, rows, 0) for n, a in example.items()})
         except Exception as error:
+            hint = (
+                " (with --compile: torch.compile's CPU backend needs a C++ compiler on PATH; "
+                "serve without --compile if this is a compile error)"
+                if compile
+                else ""
+            )
             raise ModelLoadError(
-                f"Version {version} at {path}: warm-up of signature {sig.name!r} failed: {error}"
+                f"Version {version} at {path}: warm-up of signature {sig.name!r} failed: "
+                f"{error}{hint}"
             ) from error
         if set(result) != set(sig.outputs):
             raise ModelLoadError(
