@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-numerics lint bench bench-kerasrs bench-serve records gpu-deps gpu-check clean torchrec
+.PHONY: setup demo test test-numerics lint bench bench-kerasrs bench-serve bench-serve-compile records gpu-deps gpu-check clean torchrec
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -110,8 +110,15 @@ bench: $(STAMP) $(KR_STAMP)
 	@echo "Benchmark table: $(CURDIR)/benchmarks/results/RESULTS.md"
 
 # torchrs.serve vs TF's SavedModel signature behind the same server, REST on 127.0.0.1 (about 3 minutes).
+# Loopback load test, torchrs.serve vs TF's signature behind the same server: about 2-3 minutes on 2
+# cores; writes benchmarks/results/serving.json and serving.md (the table the README cites).
 bench-serve: $(STAMP)
-	$(PY) benchmarks/serving.py --clients 8 --seconds 20 --out benchmarks/results/serving.json
+	$(PY) benchmarks/serving.py --clients 8 --seconds 15 --out benchmarks/results/serving.json
+
+# torchrs.serve --compile in process: compile time and per-batch latency, eager vs compiled
+# (writes benchmarks/results/serve_compile.json and serve_compile.md).
+bench-serve-compile: $(STAMP)
+	$(PY) benchmarks/serve_compile.py --seconds 3 --out benchmarks/results/serve_compile.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check torchrs converters parity tests benchmarks tools

@@ -118,26 +118,26 @@ def build_exports(root: Path) -> dict[str, tuple[Path, Path]]:
     return out
 
 
-def _start(command: list[str], port: int, name: str, log: Path) -> subprocess.Popen[bytes]:
+def _spawn(command: list[str], log: Path) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
     }
     with log.open("wb") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
+        return subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
+
+
+def _wait_ready(process: subprocess.Popen[bytes], port: int, name: str, log: Path) -> None:
+    """Until the server answers a predict request (it is then loaded and warmed up)."""
     deadline = time.monotonic() + START_TIMEOUT_S
     probe = _requests(name, np.random.default_rng(0), 1)[0]
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"server exited:\n{log.read_text()}")
         try:
-            if (
-                httpx.post(
-                    f"http://127.0.0.1:{port}/v1/models/{name}:predict", content=probe, timeout=5
-                ).status_code
-                == 200
-            ):
-                return process
+            url = f"http://127.0.0.1:{port}/v1/models/{name}:predict"
+            if httpx.post(url, content=probe, timeout=5).status_code == 200:
+                return
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline:
@@ -233,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     results: list[LoadResult] = []
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="torchrs-serve-bench-") as tmp:
         root = Path(tmp)
         exports = build_exports(root)
@@ -242,76 +243,91 @@ def main(argv: list[str] | None = None) -> int:
             "--batch-timeout-ms",
             str(args.batch_timeout_ms),
         ]
-        for model, (tf_dir, torchrs_dir) in exports.items():
-            servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
-            try:
+        # Every server starts at once (their loading overlaps); each model is then measured while
+        # the other model's servers sit idle.
+        servers: dict[tuple[str, str], tuple[subprocess.Popen[bytes], int, Path]] = {}
+        try:
+            for model, (tf_dir, torchrs_dir) in exports.items():
                 for framework in FRAMEWORKS:
                     port = _free_port()
-                    if framework == "torchrs":
-                        command = [
-                            sys.executable,
-                            "-m",
-                            "torchrs.serve",
-                            str(torchrs_dir),
-                            "--name",
-                            model,
-                            "--port",
-                            str(port),
-                            "--grpc-port",
-                            "0",
-                            *batching,
-                        ]
-                    else:
-                        command = [
-                            sys.executable,
-                            str(REPO / "benchmarks" / "_tf_serving_baseline.py"),
-                            str(tf_dir),
-                            "--name",
-                            model,
-                            "--port",
-                            str(port),
-                            *batching,
-                        ]
-                    servers[framework] = (
-                        _start(command, port, model, root / f"{model}_{framework}.log"),
-                        port,
+                    source = torchrs_dir if framework == "torchrs" else tf_dir
+                    entry = (
+                        ["-m", "torchrs.serve"]
+                        if framework == "torchrs"
+                        else [str(REPO / "benchmarks" / "_tf_serving_baseline.py")]
                     )
-                for _, port in servers.values():  # warm-up, not recorded
+                    command = [sys.executable, *entry, str(source), "--name", model]
+                    command += ["--port", str(port), *batching]
+                    if framework == "torchrs":
+                        command += ["--grpc-port", "0"]
+                    log = root / f"{model}_{framework}.log"
+                    servers[(model, framework)] = (_spawn(command, log), port, log)
+            for (model, _), (process, port, log) in servers.items():
+                _wait_ready(process, port, model, log)
+            for model in exports:
+                ports = {f: servers[(model, f)][1] for f in FRAMEWORKS}
+                for port in ports.values():  # warm-up, not recorded
                     load_round(model, port, args.clients, WARMUP_SECONDS)
-                rounds: dict[str, list[tuple[list[float], int, float]]] = {f: [] for f in servers}
-                for _ in range(
-                    args.rounds
-                ):  # alternating, so that drifting background load hits both
-                    for framework, (_, port) in servers.items():
+                rounds: dict[str, list[tuple[list[float], int, float]]] = {f: [] for f in ports}
+                for _ in range(args.rounds):  # alternating: drifting background load hits both
+                    for framework, port in ports.items():
                         rounds[framework].append(
                             load_round(model, port, args.clients, args.seconds / args.rounds)
                         )
-            finally:
-                for process, _ in servers.values():
-                    process.send_signal(signal.SIGTERM)
+                for framework, measured in rounds.items():
+                    result = summarize(model, framework, args.clients, measured)
+                    results.append(result)
+                    print(json.dumps(asdict(result)), flush=True)
+        finally:
+            for process, _, _ in servers.values():
+                process.send_signal(signal.SIGTERM)
+            for process, _, _ in servers.values():
+                try:
                     process.wait(timeout=60)
-            for framework, measured in rounds.items():
-                result = summarize(model, framework, args.clients, measured)
-                results.append(result)
-                print(json.dumps(asdict(result)), flush=True)
+                except subprocess.TimeoutExpired:
+                    process.kill()
     payload = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": "python benchmarks/serving.py " + " ".join(argv or sys.argv[1:]),
         "machine": {
             "cpus": os.cpu_count(),
             "processor": platform.processor() or platform.machine(),
+            "load_average_at_end": [round(x, 1) for x in os.getloadavg()],
         },
+        "wall_seconds": round(time.perf_counter() - started, 1),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "results": [asdict(r) for r in results],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(payload, indent=2) + "\n")
-    print(
-        "\n| model | server | clients | requests/s | p50 ms | p99 ms | errors |\n| --- | --- | --- | --- | --- | --- | --- |"
-    )
-    for r in results:
-        print(
-            f"| {r.model} | {r.framework} | {r.clients} | {r.requests_per_s} | {r.p50_ms} | {r.p99_ms} | {r.errors} |"
-        )
+    table = render_markdown(payload)
+    args.out.with_suffix(".md").write_text(table)
+    print("\n" + table)
     return 0
+
+
+def render_markdown(payload: dict[str, object]) -> str:
+    """The figures as the README cites them: a table with the run's machine, load and command."""
+    machine = payload["machine"]
+    assert isinstance(machine, dict)
+    lines = [
+        "# Serving benchmark (torchrs.serve vs TF's SavedModel behind the same Python server)",
+        "",
+        f"{payload['date']}; `{payload['command']}`; {machine['cpus']} CPUs ({machine['processor']}), "
+        f"load average at the end {machine['load_average_at_end']}; run took "
+        f"{payload['wall_seconds']} s. Written by benchmarks/serving.py (make bench-serve).",
+        "",
+        "| model | server | clients | requests/s | p50 ms | p99 ms | errors |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    results = payload["results"]
+    assert isinstance(results, list)
+    for r in results:
+        lines.append(
+            f"| {r['model']} | {r['framework']} | {r['clients']} | {r['requests_per_s']} | "
+            f"{r['p50_ms']} | {r['p99_ms']} | {r['errors']} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -74,6 +74,9 @@ def plan_saved_model(
     spec = walker.describe(0, "", "")
     assert spec is not None
     plan = walker.plan
+    recorded = serving_signatures(sm.signatures)
+    if recorded:  # what TF Serving's /metadata shows for this export: names served as TF's
+        spec[SERVING_SIGNATURES] = recorded
     plan.architecture = spec
     plan.model_kind = {"BruteForce": "index", "Streaming": "index", "Container": "model"}.get(
         spec["class_name"], "tower"
@@ -97,6 +100,42 @@ def plan_saved_model(
     plan.probe = TFProbe(sm)
     plan.cleanup = cleanup
     return plan
+
+
+# The architecture entry holding the export's own signature_defs (read by torchrs.serve).
+SERVING_SIGNATURES = "serving_signatures"
+
+
+def serving_signatures(signature_defs: Any) -> dict[str, Any]:
+    """The SavedModel's ``signature_def`` map as JSON: keys, dtypes, shapes and tensor names.
+
+    ``{key: {"method_name": ..., "inputs": {name: {"dtype", "shape", "name"}}, "outputs": {...}}}``,
+    dtypes by TF's name (``string``, ``float32``), ``-1`` for an unknown dimension, ``shape`` None
+    for an unknown rank; TF's internal ``__saved_model_init_op`` entry is left out.
+    """
+    tf = import_tf()
+
+    def tensors(infos: Any) -> dict[str, Any]:
+        return {
+            name: {
+                "dtype": tf.dtypes.as_dtype(info.dtype).name,
+                "shape": None
+                if info.tensor_shape.unknown_rank
+                else [int(d.size) for d in info.tensor_shape.dim],
+                "name": info.name,
+            }
+            for name, info in sorted(infos.items())
+        }
+
+    return {
+        key: {
+            "method_name": definition.method_name,
+            "inputs": tensors(definition.inputs),
+            "outputs": tensors(definition.outputs),
+        }
+        for key, definition in sorted(signature_defs.items())
+        if not key.startswith("__")
+    }
 
 
 def _resave_keras_archive(path: str, cleanup: list[Any]) -> str:

@@ -214,10 +214,11 @@ def workspace(numel: int, like: Tensor) -> Tensor:
 
     The callers overwrite it entirely before reading it, so its contents never matter. Reusing it saves the
     page faults of a fresh multi-megabyte allocation per block (a fresh 268 MB score matrix per step cut a
-    matmul to a third of its speed on an AMD EPYC).
+    matmul to a third of its speed on an AMD EPYC). A buffer made under ``torch.inference_mode`` (an
+    inference tensor, which cannot be written outside it) is kept apart from one made outside it.
     """
-    key = (like.dtype, like.device)
-    store: dict[tuple[torch.dtype, torch.device], Tensor] = (
+    key = (like.dtype, like.device, torch.is_inference_mode_enabled())
+    store: dict[tuple[torch.dtype, torch.device, bool], Tensor] = (
         getattr(_WORKSPACES, "buffers", None) or {}
     )
     _WORKSPACES.buffers = store

@@ -36,6 +36,8 @@ def create_app(config: ServeConfig) -> Starlette:
         config.max_batch_size,
         config.batch_timeout_ms / 1000.0,
         config.poll_seconds,
+        config.version_labels,
+        config.compile,
     )
 
     @contextlib.asynccontextmanager

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -29,9 +30,10 @@ def parse_args(argv: Sequence[str] | None = None) -> ServeConfig:
     parser.add_argument(
         "model_dir",
         metavar="MODEL_DIR",
+        nargs="?",
         help="a directory written by python -m converters.tfrs_to_torch, or a base path of "
         "numbered version folders (MODEL_BASE/1/, MODEL_BASE/2/): the newest is served and new "
-        "ones are picked up while serving",
+        "ones are picked up while serving (optional with --model-config-file: its base_path)",
     )
     parser.add_argument(
         "--name", default=None, help="model name in URLs (default: MODEL_DIR's name)"
@@ -77,11 +79,50 @@ def parse_args(argv: Sequence[str] | None = None) -> ServeConfig:
         default=defaults.poll_seconds,
         help="how often MODEL_DIR is scanned for new versions (default %(default)s)",
     )
+    parser.add_argument(
+        "--version-labels",
+        type=_labels,
+        default={},
+        metavar="LABEL=VERSION[,...]",
+        help="TF Serving's version_labels: name versions (stable=1,canary=2) for "
+        "/v1/models/NAME/labels/LABEL and ModelSpec.version_label; labelled versions are loaded "
+        "and stay AVAILABLE beside the newest (TF Serving's 'specific' version policy)",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="run each signature's tensor part (embeddings, dense layers, top-k scoring) through "
+        "torch.compile, lookups staying in Python; answers equal the eager ones up to float "
+        "rounding. Trade-off: compiling adds seconds to minutes to each version's warm-up (before "
+        "it is AVAILABLE) and needs a C++ compiler; at the tutorials' sizes compiled calls measured "
+        "slower than eager ones (make bench-serve-compile), so measure before turning it on",
+    )
+    parser.add_argument(
+        "--model-config-file",
+        default=None,
+        metavar="FILE",
+        help="TF Serving's model config file (text ModelServerConfig): the served entry's name, "
+        "base_path and version_labels are used (--name, MODEL_DIR and --version-labels win); a "
+        "file of several models needs --name or MODEL_DIR to pick one",
+    )
     args = parser.parse_args(argv)
-    model_dir = Path(args.model_dir).resolve()
+    labels, name, model_path = dict(args.version_labels), args.name, args.model_dir
+    if args.model_config_file:
+        from torchrs.serve.model_config import ModelConfigError, read_model_config
+
+        try:
+            entry = read_model_config(args.model_config_file, name, model_path)
+        except ModelConfigError as error:
+            parser.error(str(error))
+        labels = {**entry.version_labels, **labels}
+        name = name or entry.name or None
+        model_path = model_path or entry.base_path or None
+    if not model_path:
+        parser.error("MODEL_DIR is required (or a --model-config-file entry with a base_path).")
+    model_dir = Path(model_path).resolve()
     return ServeConfig(
         model_dir=str(model_dir),
-        name=args.name or model_dir.name,
+        name=name or model_dir.name,
         host=args.host,
         port=args.port,
         grpc_port=args.grpc_port,
@@ -90,7 +131,34 @@ def parse_args(argv: Sequence[str] | None = None) -> ServeConfig:
         workers=args.workers,
         max_request_bytes=args.max_request_bytes,
         poll_seconds=args.poll_seconds,
+        version_labels=labels,
+        compile=args.compile,
     )
+
+
+# TF Serving's version labels: letters, digits, '_' and '-' (they travel in URL paths).
+_LABEL = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _labels(text: str) -> dict[str, int]:
+    """``stable=1,canary=2`` as ``{"stable": 1, "canary": 2}``.
+
+    >>> _labels("stable=1, canary=2")
+    {'stable': 1, 'canary': 2}
+    """
+    out: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        label, _, version = item.partition("=")
+        label = label.strip()
+        if not _LABEL.match(label) or not version.strip().isdigit():
+            raise argparse.ArgumentTypeError(
+                f"{item!r} is not LABEL=VERSION (a label of letters, digits, '_' or '-', a version "
+                "number): write e.g. stable=1,canary=2"
+            )
+        if label in out:
+            raise argparse.ArgumentTypeError(f"label {label!r} given twice")
+        out[label] = int(version)
+    return out
 
 
 def _check(config: ServeConfig) -> str | None:
@@ -127,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config.workers < 1 or config.max_batch_size < 1:
         print("error: --workers and --max-batch-size must be at least 1.", file=sys.stderr)
         return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if (Path(config.model_dir) / CONFIG_FILE).is_file():
         # A single directory is refused now, in one line, if it cannot be served (a base path of
         # versions instead waits for one that loads, as TF Serving does).
@@ -134,14 +203,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from torchrs.serve.registry import PRELOADED, load_version
 
         try:
-            servable = load_version(Path(config.model_dir), 1)
+            servable = load_version(Path(config.model_dir), 1, config.compile)
         except ModelLoadError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
         if config.workers == 1:  # this process serves: no second load
             PRELOADED[(Path(config.model_dir).resolve(), 1)] = servable
         del servable
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     os.environ[CONFIG_ENV] = config.to_json()
     # uvicorn finishes in-flight requests on SIGTERM, then re-raises the signal to this handler:
     # a requested stop is a clean exit (status 0), as for TF Serving's model server.

@@ -7,7 +7,11 @@ REST, as TF Serving's ``json_tensor.cc`` reads and writes it:
   optional ``"signature_name"``; strings are JSON strings, or ``{"b64": "..."}`` for any bytes;
 - response ``{"predictions": [...]}`` for row requests (one output: its rows; several: one object
   per row) and ``{"outputs": ...}`` for columnar ones (one output: its value; several: an object);
-  string outputs whose name ends in ``_bytes`` are written ``{"b64": ...}``.
+  string outputs whose name ends in ``_bytes`` are written ``{"b64": ...}``; other string outputs
+  are written as JSON strings holding the tensor's bytes as they are: TF Serving's rapidjson writer
+  (default flags, UTF-8 to UTF-8) copies every byte of ``0x80`` and above unvalidated and escapes
+  only ``"``, ``\\`` and control characters, so a value that is not valid UTF-8 reaches the
+  client as those raw bytes (no replacement character, no ``\\u`` escape); this codec does the same.
 
 ``TensorProto``: numbers travel in ``tensor_content`` (what ``tf.make_tensor_proto`` writes for an
 array) or in the typed ``*_val`` fields, strings in ``string_val``, and a single value fills the
@@ -55,6 +59,9 @@ _VAL_FIELD = {
 }
 # TF Serving writes string outputs whose name ends so as base64 objects.
 BYTES_SUFFIX = "_bytes"
+# Bytes that are not UTF-8 ride through Python's str as lone surrogates U+DC80..U+DCFF and are
+# written back as the same bytes: the raw pass-through of TF Serving's JSON writer.
+_RAW_BYTES = "surrogateescape"
 _JSON_TYPE = {str: "String", bool: "Boolean", int: "Number", float: "Number", dict: "Object"}
 
 
@@ -66,7 +73,12 @@ def _leaf(value: Any, dtype: str) -> Any:
     """One JSON scalar as a value of ``dtype``, or TF Serving's type error."""
     if dtype == "string":
         if isinstance(value, str):
-            return value.encode("utf-8")
+            try:
+                return value.encode("utf-8")
+            except UnicodeEncodeError:  # "\\ud800" alone: rapidjson refuses it while parsing
+                raise _invalid(
+                    f"JSON Parse error: The surrogate pair in string is invalid: {value!a}"
+                ) from None
         if isinstance(value, dict) and set(value) == {"b64"} and isinstance(value["b64"], str):
             try:
                 return base64.b64decode(value["b64"], validate=True)
@@ -215,7 +227,9 @@ def _jsonable(array: np.ndarray, name: str) -> Any:
     if array.dtype == object or array.dtype.kind == "S":
         as_b64 = name.endswith(BYTES_SUFFIX)
         flat = [
-            {"b64": base64.b64encode(v).decode("ascii")} if as_b64 else v.decode("utf-8", "replace")
+            {"b64": base64.b64encode(v).decode("ascii")}
+            if as_b64
+            else v.decode("utf-8", _RAW_BYTES)
             for v in array.ravel()
         ]
         return np.array(flat, dtype=object).reshape(array.shape).tolist() if array.ndim else flat[0]
@@ -257,8 +271,19 @@ def format_response(outputs: Mapping[str, np.ndarray], row_format: bool) -> dict
 
 
 def dumps(payload: Any) -> bytes:
-    """JSON bytes as TF Serving writes them (NaN / Infinity allowed, no spaces)."""
-    return json.dumps(payload, separators=(",", ":"), allow_nan=True).encode("utf-8")
+    """JSON bytes as TF Serving writes them (NaN / Infinity allowed, no spaces).
+
+    Non-ASCII text is written as UTF-8, not ``\\u`` escapes, and string outputs that are not UTF-8
+    as their raw bytes, as TF Serving's writer does (see the module docstring).
+
+    >>> dumps({"outputs": [b"caf\\xc3\\xa9".decode(), b"\\xff\\xfe".decode("utf-8", _RAW_BYTES)]})
+    b'{"outputs":["caf\\xc3\\xa9","\\xff\\xfe"]}'
+    """
+    text = json.dumps(payload, separators=(",", ":"), allow_nan=True, ensure_ascii=False)
+    try:
+        return text.encode("utf-8", _RAW_BYTES)
+    except UnicodeEncodeError:  # a lone surrogate that stands for no byte (not from an output)
+        return text.encode("utf-8", "backslashreplace")
 
 
 def loads(body: bytes) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 # Where uvicorn's worker processes find the settings (its app factory takes no arguments).
 CONFIG_ENV = "TORCHRS_SERVE_CONFIG"
@@ -32,6 +32,9 @@ class ServeConfig:
         workers: server processes (each loads the model; they share the ports).
         max_request_bytes: larger requests get RESOURCE_EXHAUSTED.
         poll_seconds: how often new versions are looked for.
+        version_labels: ``{label: version}`` (TF Serving's ``version_labels``); labelled versions
+            stay loaded beside the newest.
+        compile: run each signature's tensor part through ``torch.compile`` (lookups stay eager).
 
     >>> ServeConfig.from_json(ServeConfig("m").to_json()) == ServeConfig("m")
     True
@@ -47,6 +50,8 @@ class ServeConfig:
     workers: int = 1
     max_request_bytes: int = MAX_REQUEST_BYTES
     poll_seconds: float = POLL_SECONDS
+    version_labels: dict[str, int] = field(default_factory=dict)
+    compile: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -105,7 +105,7 @@ def build_server(registry: ModelRegistry, host: str, port: int, max_message_byte
                 ):
                     for j, (n, s) in enumerate(specs.items()):
                         info = getattr(definition, part)[n]
-                        info.name = (
+                        info.name = s.tensor or (
                             f"{sig_name}_{n}:0" if i == 0 else f"StatefulPartitionedCall:{j}"
                         )
                         info.dtype = pb.types_pb2.DataType.Value(describe_dtype(s))
@@ -136,13 +136,13 @@ def build_server(registry: ModelRegistry, host: str, port: int, max_message_byte
     class ModelService(pb.model_service_pb2_grpc.ModelServiceServicer):  # type: ignore[misc,name-defined]
         async def GetModelStatus(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
             try:
-                name, version, label = _spec(request.model_spec)
+                name, version, _label = _spec(
+                    request.model_spec
+                )  # TF Serving ignores the label here
                 if name != registry.name:
                     raise ServingError(
                         Code.NOT_FOUND, f"Could not find any versions of model {name}"
                     )
-                if label is not None:
-                    registry.lookup(name, version, label)
                 statuses = registry.statuses(version)
             except ServingError as error:
                 await _abort(context, error)

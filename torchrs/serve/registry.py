@@ -6,6 +6,12 @@ is served; a newer folder appearing later is picked up by polling, loaded and wa
 background thread while the current version keeps answering, and only then swapped in (the old
 one goes to ``END``). A version that fails to load or warm up is reported with its error and never
 replaces a working one; it is retried when its files change (a folder still being copied).
+
+Version labels (``--version-labels stable=1,canary=2``, TF Serving's ``version_labels`` of its model
+config) name versions: the labelled ones are loaded too and stay ``AVAILABLE`` beside the newest (TF
+Serving's ``specific`` version policy, which labels need there), and a request by label is served
+by its version. An unknown label is TF Serving's ``INVALID_ARGUMENT`` ("Unrecognized servable
+version label"); a label whose version is not loaded answers ``NOT_FOUND`` for that version.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from torchrs.serve.batching import Batcher, run_batch
+from torchrs.serve.compiling import WARMUP_ROWS
 from torchrs.serve.errors import Code, ModelLoadError, ServingError
 from torchrs.serve.signature import Signature, TensorSpec, signatures
 
@@ -89,8 +97,13 @@ def warmup_inputs(signature: Signature) -> dict[str, np.ndarray] | None:
     return out
 
 
-def load_version(path: Path, version: int) -> Servable:
+def load_version(path: Path, version: int, compile: bool = False) -> Servable:
     """Loads a converted directory and warms every signature up once.
+
+    With ``compile`` the signatures run through ``torch.compile`` (see
+    :mod:`torchrs.serve.compiling`) and the warm-up runs a batch of each size in
+    :data:`~torchrs.serve.compiling.WARMUP_ROWS`, so that compiling is over before the version
+    is ``AVAILABLE``.
 
     Raises:
         ModelLoadError: not a torchrs checkpoint, nothing servable, or a warm-up that failed.
@@ -100,19 +113,27 @@ def load_version(path: Path, version: int) -> Servable:
     try:
         module = torchrs.load(path)
         meta = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-        found = signatures(module, meta["architecture"])
+        found = signatures(module, meta["architecture"], compile)
     except Exception as error:
         raise ModelLoadError(f"Version {version} at {path} cannot be loaded: {error}") from error
-    warmed = 0
+    warmed, started = 0, time.perf_counter()
     for sig in found.values():
         example = warmup_inputs(sig)
         if example is None:
             continue
         try:
-            result = run_batch(sig.run, example)
+            for rows in WARMUP_ROWS if compile else (1,):
+                result = run_batch(sig.run, {n: np.repeat(a, rows, 0) for n, a in example.items()})
         except Exception as error:
+            hint = (
+                " (with --compile: torch.compile's CPU backend needs a C++ compiler on PATH; "
+                "serve without --compile if this is a compile error)"
+                if compile
+                else ""
+            )
             raise ModelLoadError(
-                f"Version {version} at {path}: warm-up of signature {sig.name!r} failed: {error}"
+                f"Version {version} at {path}: warm-up of signature {sig.name!r} failed: "
+                f"{error}{hint}"
             ) from error
         if set(result) != set(sig.outputs):
             raise ModelLoadError(
@@ -122,6 +143,13 @@ def load_version(path: Path, version: int) -> Servable:
         warmed += 1
     if not warmed:
         raise ModelLoadError(f"Version {version} at {path}: no signature could be warmed up.")
+    log.info(
+        "version %d: %d signature(s) warmed up%s in %.1f s",
+        version,
+        warmed,
+        " and compiled (torch.compile)" if compile else "",
+        time.perf_counter() - started,
+    )
     return Servable(version, path, found)
 
 
@@ -134,6 +162,8 @@ class ModelRegistry:
         max_batch_size: rows per model call (see :class:`~torchrs.serve.batching.Batcher`).
         batch_timeout_s: longest wait for a batch to fill.
         poll_s: how often the base path is scanned for new versions.
+        version_labels: ``{label: version}``; the labelled versions stay loaded.
+        compile: run the signatures through ``torch.compile`` (compiled during warm-up).
     """
 
     def __init__(
@@ -143,8 +173,14 @@ class ModelRegistry:
         max_batch_size: int,
         batch_timeout_s: float,
         poll_s: float,
+        version_labels: dict[str, int] | None = None,
+        compile: bool = False,
     ) -> None:
+        self._compile = compile
         self.name = name
+        self.version_labels = dict(version_labels or {})
+        # Labelled versions other than the newest, loaded and AVAILABLE too.
+        self.pinned: dict[int, Servable] = {}
         self.base_path = base_path
         self.versioned = not (base_path / CONFIG_FILE).is_file()
         self._max_batch_size = max_batch_size
@@ -166,41 +202,69 @@ class ModelRegistry:
             return {}
         return {int(p.name): p for p in entries if p.is_dir() and p.name.isdigit()}
 
+    async def _load(self, version: int, path: Path) -> Servable | None:
+        """Loads and warms one version up (in the load thread), with its batchers; None if it fails."""
+        fingerprint = _fingerprint(path)
+        if self._failed.get(version) == fingerprint:
+            return None
+        self._statuses[version] = VersionStatus(version, LOADING)
+        try:
+            preloaded = PRELOADED.pop((path.resolve(), version), None)
+            servable: Servable = (
+                preloaded
+                if preloaded is not None
+                else await asyncio.get_running_loop().run_in_executor(
+                    self._load_thread, load_version, path, version, self._compile
+                )
+            )
+        except ModelLoadError as error:
+            log.error("%s", error)
+            self._failed[version] = fingerprint
+            self._statuses[version] = VersionStatus(version, END, "UNKNOWN", str(error))
+            return None
+        servable.batchers = {
+            n: Batcher(s.run, self._model_thread, self._max_batch_size, self._timeout)
+            for n, s in servable.signatures.items()
+        }
+        self._statuses[version] = VersionStatus(version, AVAILABLE)
+        return servable
+
     async def poll(self) -> None:
-        """Loads the newest version above the served one, if any loads; keeps the old one otherwise."""
-        loop = asyncio.get_running_loop()
+        """Loads the newest version above the served one, if any loads; keeps the old one otherwise.
+
+        Then loads the labelled versions not loaded yet (they stay beside the newest).
+        """
         served = self.current.version if self.current else -1
-        for version, path in sorted(self._versions().items(), reverse=True):
+        versions = self._versions()
+        for version, path in sorted(versions.items(), reverse=True):
             if version <= served:
                 break
-            fingerprint = _fingerprint(path)
-            if self._failed.get(version) == fingerprint:
+            servable = await self._load(version, path)
+            if servable is None:
                 continue
-            self._statuses[version] = VersionStatus(version, LOADING)
-            try:
-                preloaded = PRELOADED.pop((path.resolve(), version), None)
-                servable: Servable = (
-                    preloaded
-                    if preloaded is not None
-                    else await loop.run_in_executor(self._load_thread, load_version, path, version)
-                )
-            except ModelLoadError as error:
-                log.error("%s", error)
-                self._failed[version] = fingerprint
-                self._statuses[version] = VersionStatus(version, END, "UNKNOWN", str(error))
-                continue
-            servable.batchers = {
-                n: Batcher(s.run, self._model_thread, self._max_batch_size, self._timeout)
-                for n, s in servable.signatures.items()
-            }
             old, self.current = self.current, servable
-            self._statuses[version] = VersionStatus(version, AVAILABLE)
+            self.pinned.pop(version, None)
             log.info("model %s: serving version %d from %s", self.name, version, path)
             if old is not None:
-                self._statuses[old.version] = VersionStatus(old.version, END)
-                for batcher in old.batchers.values():
-                    await batcher.close()
+                await self._retire(old)
             break
+        labelled = set(self.version_labels.values())
+        for version in sorted(labelled - set(self.pinned)):
+            if (self.current and version == self.current.version) or version not in versions:
+                continue
+            servable = await self._load(version, versions[version])
+            if servable is not None:
+                self.pinned[version] = servable
+                log.info("model %s: version %d loaded for its label", self.name, version)
+
+    async def _retire(self, old: Servable) -> None:
+        """A replaced newest version: kept if a label names it, else ``END`` and its batchers closed."""
+        if old.version in self.version_labels.values():
+            self.pinned[old.version] = old
+            return
+        self._statuses[old.version] = VersionStatus(old.version, END)
+        for batcher in old.batchers.values():
+            await batcher.close()
 
     async def start(self) -> None:
         """First load (the caller waits for it), then polling in the background.
@@ -228,9 +292,10 @@ class ModelRegistry:
         """Stops polling; lets the model thread finish what it runs."""
         if self._task is not None:
             self._task.cancel()
-        if self.current is not None:
-            for batcher in self.current.batchers.values():
-                await batcher.close()
+        for servable in [self.current, *self.pinned.values()]:
+            if servable is not None:
+                for batcher in servable.batchers.values():
+                    await batcher.close()
         self._load_thread.shutdown(wait=False, cancel_futures=True)
         self._model_thread.shutdown(wait=True)
 
@@ -250,22 +315,36 @@ class ModelRegistry:
             raise ServingError(Code.NOT_FOUND, f"Could not find any versions of model {self.name}")
         return [self._statuses[v] for v in sorted(self._statuses, reverse=True)]
 
-    def lookup(self, name: str, version: int | None = None, label: str | None = None) -> Servable:
-        """The servable a request addresses.
+    def resolve_label(self, label: str) -> int:
+        """The version a label names.
 
         Raises:
-            ServingError: NOT_FOUND (unknown model, or a version not served), INVALID_ARGUMENT (a label).
+            ServingError: INVALID_ARGUMENT for a label the server was not given (TF Serving's words).
+        """
+        if label not in self.version_labels:
+            known = ", ".join(f"{k}={v}" for k, v in sorted(self.version_labels.items()))
+            raise ServingError(
+                Code.INVALID_ARGUMENT,
+                f"Unrecognized servable version label: {label} (labels: {known or 'none'}; "
+                "start the server with --version-labels LABEL=VERSION to define one).",
+            )
+        return self.version_labels[label]
+
+    def lookup(self, name: str, version: int | None = None, label: str | None = None) -> Servable:
+        """The servable a request addresses (a label stands for its version).
+
+        Raises:
+            ServingError: NOT_FOUND (unknown model, or a version not served), INVALID_ARGUMENT (an
+                unknown label).
         """
         if name != self.name:
             spec = f"Specific({name}, {version})" if version is not None else f"Latest({name})"
             raise ServingError(Code.NOT_FOUND, f"Servable not found for request: {spec}")
         if label is not None:
-            raise ServingError(
-                Code.INVALID_ARGUMENT,
-                f"Unrecognized servable version label: {label} (this server defines no labels; "
-                "address a version number or the latest).",
-            )
+            version = self.resolve_label(label)
         current = self.current
+        if version is not None and version in self.pinned:
+            return self.pinned[version]
         if current is None or (version is not None and version != current.version):
             spec = f"Specific({name}, {version})" if version is not None else f"Latest({name})"
             raise ServingError(Code.NOT_FOUND, f"Servable not found for request: {spec}")

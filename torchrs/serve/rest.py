@@ -67,11 +67,13 @@ def signature_json(sig: Signature) -> dict[str, Any]:
     """A ``SignatureDef`` in TF Serving's JSON (tensor names as a TF export names them)."""
     return {
         "inputs": {
-            n: _tensor_info(n, describe_dtype(s), s.shape, f"{sig.name}_{n}:0")
+            n: _tensor_info(n, describe_dtype(s), s.shape, s.tensor or f"{sig.name}_{n}:0")
             for n, s in sig.inputs.items()
         },
         "outputs": {
-            n: _tensor_info(n, describe_dtype(s), s.shape, f"StatefulPartitionedCall:{i}")
+            n: _tensor_info(
+                n, describe_dtype(s), s.shape, s.tensor or f"StatefulPartitionedCall:{i}"
+            )
             for i, (n, s) in enumerate(sig.outputs.items())
         },
         "method_name": PREDICT_METHOD,
@@ -130,8 +132,8 @@ def routes(registry: ModelRegistry, max_request_bytes: int) -> list[Route]:
                     raise ServingError(
                         Code.NOT_FOUND, f"Could not find any versions of model {name}"
                     )
-                if label is not None:
-                    registry.lookup(name, version, label)  # raises: no labels
+                # A label is not resolved here: TF Serving's GetModelStatus reads only the name and
+                # the version, so /labels/{l} lists every version, as there.
                 return _json(status_json(registry.statuses(version)))
             body = codec.loads(await _body(request, max_request_bytes))
             servable = registry.lookup(name, version, label)

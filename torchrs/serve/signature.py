@@ -13,6 +13,12 @@ converted directory keeps enough to name them the same way:
 - a ``tfrs.Model`` container: its own ``call`` is not kept by the converter, so its towers are
   served one signature each, named by attribute path (``user_model``, ``ranking_model.ratings``).
 
+Where the converter recorded the export's own ``signature_def`` (``serving_signatures`` in the
+architecture: keys, dtypes, shapes and tensor names, as TF Serving's ``/metadata`` shows them),
+``serving_default`` takes those names, dtypes and shapes instead of the rebuilt ones above: a
+Sequential exported without named layers is then served under TF's ``<first layer>_input`` /
+``<last layer>`` (or its ``Input`` layer's name), exactly as TF Serving would serve the export.
+
 Every signature runs a batch: ``{input name: array}`` -> ``{output name: array}``, string tensors as
 NumPy ``object`` arrays of ``bytes`` (TF's ``DT_STRING``).
 """
@@ -20,7 +26,7 @@ NumPy ``object`` arrays of ``bytes`` (TF's ``DT_STRING``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,6 +36,8 @@ from torch import nn
 # Keras's names for the arguments and results of a traced call without named Inputs (TF 2.x SavedModel).
 KERAS_INPUT = "input_1"
 KERAS_OUTPUTS = ("output_1", "output_2")
+# The architecture entry where the converter records the export's own signature_defs.
+SERVING_SIGNATURES = "serving_signatures"
 # TF Serving's default signature key (tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY).
 DEFAULT_SIGNATURE = "serving_default"
 # The method name TF writes into every predict signature_def.
@@ -50,10 +58,13 @@ class TensorSpec:
     Args:
         dtype: TF's dtype name without the ``DT_`` prefix, lower case: ``string``, ``float32``, ``int64``...
         shape: dimensions, ``-1`` where unknown (the batch axis always is).
+        tensor: the graph tensor's name TF reports (``serving_default_user_id:0``), or empty where
+            unknown (the servers then write the name TF's exports use).
     """
 
     dtype: str
     shape: tuple[int, ...]
+    tensor: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -209,12 +220,16 @@ def _tower_signature(module: nn.Module, spec: Mapping[str, Any], name: str) -> S
     )
 
 
-def signatures(module: nn.Module, architecture: Mapping[str, Any]) -> dict[str, Signature]:
+def signatures(
+    module: nn.Module, architecture: Mapping[str, Any], compile: bool = False
+) -> dict[str, Signature]:
     """The signatures of what ``torchrs.load`` returned, keyed as TF's SavedModel keys them.
 
     Args:
         module: the loaded model.
         architecture: the ``architecture`` entry of its ``torchrs.json``.
+        compile: run each served module's tensor part through ``torch.compile``, lookups eager
+            (:mod:`torchrs.serve.compiling`); a translated graph (issue 12's path) stays eager.
 
     Returns:
         ``{signature name: Signature}``; a container has no ``serving_default``.
@@ -230,7 +245,68 @@ def signatures(module: nn.Module, architecture: Mapping[str, Any]) -> dict[str, 
     >>> sig.inputs, sig.run({"input_1": np.array([b"a", b"zz"], dtype=object)})["output_1"].shape
     ({'input_1': TensorSpec(dtype='string', shape=(-1,))}, (2, 2))
     """
-    return _collect(module, architecture, "")
+    found = _collect(module, architecture, "", compile)
+    recorded = (architecture.get(SERVING_SIGNATURES) or {}).get(DEFAULT_SIGNATURE)
+    if recorded and DEFAULT_SIGNATURE in found:
+        found[DEFAULT_SIGNATURE] = _as_recorded(found[DEFAULT_SIGNATURE], recorded)
+    return found
+
+
+def _matched(ours: Mapping[str, TensorSpec], theirs: Mapping[str, Any]) -> dict[str, str]:
+    """``{our name: TF's name}``: the same names, or the only one of each; empty if no match."""
+    if set(ours) == set(theirs):
+        return {n: n for n in ours}
+    if len(ours) == 1 and len(theirs) == 1:
+        return {next(iter(ours)): next(iter(theirs))}
+    return {}
+
+
+def _as_recorded(sig: Signature, recorded: Mapping[str, Any]) -> Signature:
+    """``sig`` under the export's own ``serving_default`` names, dtypes and shapes.
+
+    A side (inputs or outputs) whose names cannot be matched one to one keeps the rebuilt names.
+
+    >>> ours = Signature("serving_default", {"input_1": TensorSpec("string", (-1,))},
+    ...                  {"output_1": TensorSpec("float32", (-1, -1))}, lambda b: {"output_1": b["input_1"]})
+    >>> tf_sig = {"inputs": {"string_lookup_input": {"dtype": "string", "shape": [-1]}},
+    ...           "outputs": {"dense_1": {"dtype": "float32", "shape": [-1, 3]}}}
+    >>> sig = _as_recorded(ours, tf_sig)
+    >>> sig.inputs, sig.outputs["dense_1"].shape, sig.run({"string_lookup_input": 7})
+    ({'string_lookup_input': TensorSpec(dtype='string', shape=(-1,))}, (-1, 3), {'dense_1': 7})
+    """
+    inputs, outputs = recorded.get("inputs") or {}, recorded.get("outputs") or {}
+    in_names, out_names = _matched(sig.inputs, inputs), _matched(sig.outputs, outputs)
+    # In the model's order; a side that cannot be matched keeps the rebuilt names and specs.
+    new_inputs = (
+        {in_names[n]: _known(inputs[in_names[n]], s) for n, s in sig.inputs.items()}
+        if in_names
+        else dict(sig.inputs)
+    )
+    new_outputs = (
+        {out_names[n]: _known(outputs[out_names[n]], s) for n, s in sig.outputs.items()}
+        if out_names
+        else dict(sig.outputs)
+    )
+    in_names = in_names or {n: n for n in sig.inputs}
+    out_names = out_names or {n: n for n in sig.outputs}
+    to_ours = {theirs: ours for ours, theirs in in_names.items()}
+    run = sig.run
+
+    def renamed(batch: Arrays) -> Arrays:
+        result = run({to_ours[n]: v for n, v in batch.items()})
+        return {out_names[n]: v for n, v in result.items()}
+
+    return Signature(sig.name, new_inputs, new_outputs, renamed)
+
+
+def _known(entry: Mapping[str, Any], ours: TensorSpec) -> TensorSpec:
+    """A recorded tensor as a spec; our shape where TF's rank is unknown (``shape`` None)."""
+    shape = entry.get("shape")
+    return TensorSpec(
+        str(entry["dtype"]),
+        ours.shape if shape is None else _tf_shape(shape),
+        str(entry.get("name") or ""),
+    )
 
 
 def _translated_signatures(module: Any) -> dict[str, Signature]:
@@ -262,11 +338,17 @@ def _tf_shape(shape: Any) -> tuple[int, ...]:
     return tuple(-1 if d is None else int(d) for d in shape) if shape is not None else (-1,)
 
 
-def _collect(module: nn.Module, spec: Mapping[str, Any], path: str) -> dict[str, Signature]:
+def _collect(
+    module: nn.Module, spec: Mapping[str, Any], path: str, compile: bool = False
+) -> dict[str, Signature]:
     if spec.get("kind") == "graph":
         return _translated_signatures(module)
     cls = spec.get("class_name")
     name = path or DEFAULT_SIGNATURE
+    if compile and cls in ("BruteForce", "Streaming", "Functional", "Sequential"):
+        from torchrs.serve.compiling import compile_model
+
+        module = compile_model(module)
     if cls in ("BruteForce", "Streaming"):
         sig = _index_signature(module, spec)
         return {name: Signature(name, sig.inputs, sig.outputs, sig.run)}
@@ -279,7 +361,12 @@ def _collect(module: nn.Module, spec: Mapping[str, Any], path: str) -> dict[str,
         out: dict[str, Signature] = {}
         for child, child_spec in spec.get("children", {}).items():
             out.update(
-                _collect(getattr(module, child), child_spec, f"{path}.{child}" if path else child)
+                _collect(
+                    getattr(module, child),
+                    child_spec,
+                    f"{path}.{child}" if path else child,
+                    compile,
+                )
             )
         if not out and not path:
             raise ValueError("This converted tfrs.Model holds no tower that can be served.")

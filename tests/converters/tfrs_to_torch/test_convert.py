@@ -90,6 +90,33 @@ def test_keras_metadata_gives_exact_configs(exports, tmp_path) -> None:
     assert layers[3]["config"]["use_bias"] is False
 
 
+@pytest.mark.parametrize("source", ["tower_keras", "tower_keras_archive"])
+def test_the_exports_serving_signature_is_recorded_as_tf_reports_it(
+    exports, tmp_path, tf, source
+) -> None:
+    # Sequential towers: TF names their serving inputs / outputs after layers (or an Input layer);
+    # torchrs.serve serves the recorded names, dtypes and shapes (what TF Serving's /metadata shows).
+    out = tmp_path / "out"
+    assert _convert(getattr(exports, source), out) == 0
+    architecture = json.loads((out / "torchrs.json").read_text())["architecture"]
+    recorded = architecture["serving_signatures"]["serving_default"]
+    tf_dir = exports.tower_keras if source == "tower_keras" else str(out / "tf")
+    if source == "tower_keras_archive":  # TF Serving serves the archive re-saved as a SavedModel
+        tf.keras.models.load_model(exports.tower_keras_archive).save(tf_dir, save_format="tf")
+    signature = tf.saved_model.load(str(tf_dir)).signatures["serving_default"]
+    for side, specs in [
+        ("inputs", signature.structured_input_signature[1]),
+        ("outputs", signature.structured_outputs),
+    ]:
+        assert {
+            name: (entry["dtype"], entry["shape"]) for name, entry in recorded[side].items()
+        } == {
+            name: (spec.dtype.name, [-1 if d is None else d for d in spec.shape.as_list()])
+            for name, spec in specs.items()
+        }
+    assert recorded["method_name"] == "tensorflow/serving/predict"
+
+
 def test_keras_archive_integer_tower(exports, tmp_path, tf) -> None:
     out = tmp_path / "int"
     assert _convert(exports.tower_keras_archive, out) == 0

@@ -99,6 +99,18 @@ def test_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
             pass
 
 
+def test_workspace_made_in_inference_mode_is_not_reused_outside_it() -> None:
+    # An inference tensor cannot be written outside inference_mode: a server's model thread (under
+    # inference_mode) and plain calls in the same thread each get their own buffer.
+    like = torch.zeros(1)
+    with torch.inference_mode():
+        inside = gemm.workspace(64, like)
+        assert inside.is_inference()
+    outside = gemm.workspace(64, like)
+    assert not outside.is_inference()
+    outside.fill_(1.0)  # RuntimeError if the inference buffer were handed out
+
+
 def test_workspace_is_reused_and_grows() -> None:
     like = torch.empty(0)
     first = gemm.workspace(1000, like)

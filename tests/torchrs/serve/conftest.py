@@ -41,6 +41,19 @@ def served_index(exports, tf, tmp_path_factory) -> Served:  # noqa: F811
 
 
 @pytest.fixture(scope="session")
+def served_bytes_index(exports, tf, tfrs, tmp_path_factory) -> Served:  # noqa: F811
+    """A BruteForce whose identifiers are the users themselves: some are not UTF-8 (``b"\\xff\\xfe"``)."""
+    root = tmp_path_factory.mktemp("serve_bytes_index")
+    user_model = exports.models["user"]
+    users = tf.constant(exports.users)
+    index = tfrs.layers.factorized_top_k.BruteForce(user_model, k=len(exports.users))
+    index.index(user_model(users), users)
+    index(users[:1])
+    tf.saved_model.save(index, str(root / "tf"))
+    return _converted(root / "tf", root / "torchrs", tf)
+
+
+@pytest.fixture(scope="session")
 def served_ranking(tf, tmp_path_factory) -> Served:
     root = tmp_path_factory.mktemp("serve_ranking")
     tf.keras.utils.set_random_seed(3)

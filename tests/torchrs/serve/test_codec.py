@@ -79,6 +79,22 @@ def test_bad_requests_are_invalid_argument(body: object, message: str) -> None:
     assert caught.value.code is Code.INVALID_ARGUMENT and caught.value.http_status == 400
 
 
+def test_string_outputs_that_are_not_utf8_are_written_as_their_raw_bytes() -> None:
+    # TF Serving's rapidjson writer copies bytes >= 0x80 unvalidated and escapes only '"', '\\' and
+    # control characters: no replacement character, no \\u escape, valid UTF-8 written as UTF-8.
+    ids = np.array([[b"\xff\xfe", "é".encode(), b'q"\n']], dtype=object)
+    body = codec.dumps(codec.format_response({"ids": ids}, row_format=False))
+    assert body == b'{"outputs":[["\xff\xfe","\xc3\xa9","q\\"\\n"]]}'
+    assert codec.dumps(codec.format_response({"ids_bytes": ids[:, :1]}, row_format=True)) == (
+        b'{"predictions":[[{"b64":"//4="}]]}'
+    )
+
+
+def test_a_lone_surrogate_in_a_request_is_a_parse_error() -> None:
+    with pytest.raises(ServingError, match="surrogate"):
+        codec.json_to_array(["\ud800"], "string", "q")
+
+
 def test_malformed_json_is_a_parse_error() -> None:
     with pytest.raises(ServingError, match="JSON Parse error") as caught:
         codec.loads(b'{"instances": [')
@@ -92,8 +108,8 @@ def test_response_shapes() -> None:
         "predictions": [[0.5, 0.25], [1.0, 0.0]]
     }
     assert codec.format_response({"s": scores, "ids": ids}, row_format=False) == {
-        "outputs": {"s": [[0.5, 0.25], [1.0, 0.0]], "ids": [["a", "b"], ["c", "\ufffd"]]}
-    }
+        "outputs": {"s": [[0.5, 0.25], [1.0, 0.0]], "ids": [["a", "b"], ["c", "\udcff"]]}
+    }  # the byte 0xff rides as U+DCFF until dumps writes it back (below)
     rows = codec.format_response({"s": scores, "ids_bytes": ids}, row_format=True)["predictions"]
     assert rows[1] == {"s": [1.0, 0.0], "ids_bytes": [{"b64": "Yw=="}, {"b64": "/w=="}]}
     with pytest.raises(ServingError, match="0th dimension"):

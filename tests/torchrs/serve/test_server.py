@@ -33,9 +33,10 @@ pytestmark = pytest.mark.tf
 RTOL = 1e-5  # see module docstring
 
 
-def _close(actual: Any, expected: np.ndarray) -> None:
+def _close(actual: Any, expected: np.ndarray, scale: float | None = None) -> None:
+    """Equal within RTOL of ``scale`` (default: the largest magnitude of ``expected``)."""
     actual = np.asarray(actual, dtype=np.float64)
-    scale = float(np.abs(expected).max()) or 1.0
+    scale = scale or float(np.abs(expected).max()) or 1.0
     np.testing.assert_allclose(actual, expected, rtol=0, atol=RTOL * scale)
     assert actual.shape == expected.shape
 
@@ -83,7 +84,8 @@ def _b64_or_text(token: bytes) -> Any:
 
 
 def _check_metadata(server: Running, served: Any) -> None:
-    """The served signature_def names, dtypes and shapes what TF's signature of the same model does."""
+    """The served signature_def names, dtypes and shapes exactly what TF's signature of the same model
+    does (the converter records the export's signature_def; see torchrs.serve.signature)."""
     meta = httpx.get(f"{server.rest}/v1/models/{server.name}/metadata", timeout=30).json()
     sig = meta["metadata"]["signature_def"]["signature_def"]["serving_default"]
     tf_inputs = served.signature.structured_input_signature[1]
@@ -97,14 +99,7 @@ def _check_metadata(server: Running, served: Any) -> None:
             )
             assert ours[name]["dtype"] == expected_dtype, name
             dims = [int(d["size"]) for d in ours[name]["tensor_shape"]["dim"]]
-            tf_dims = [-1 if d is None else d for d in spec.shape.as_list()]
-            # Same rank; fixed dims equal where both know them (TF may know an output width we leave -1).
-            assert len(dims) == len(tf_dims), name
-            assert all(a == b or a == -1 for a, b in zip(dims, tf_dims, strict=True)), (
-                name,
-                dims,
-                tf_dims,
-            )
+            assert dims == [-1 if d is None else d for d in spec.shape.as_list()], name
 
 
 def _check_grpc_metadata_and_status(server: Running, served: Any) -> None:
@@ -232,6 +227,8 @@ def test_new_version_is_picked_up_and_a_broken_one_never_replaces_a_working_one(
         shutil.copytree(served_ranking.torchrs_dir, bad_warmup)
         meta = json.loads((bad_warmup / "torchrs.json").read_text())
         meta["architecture"]["input_specs"]["user_id"]["dtype"] = "int64"
+        recorded = meta["architecture"]["serving_signatures"]["serving_default"]
+        recorded["inputs"]["user_id"]["dtype"] = "int64"
         (bad_warmup / "torchrs.json").write_text(json.dumps(meta))
         _wait(lambda: _status(server).get(3, {}).get("state") == "END")
         assert "warm-up" in _status(server)[3]["status"]["error_message"]
@@ -392,3 +389,206 @@ def test_tfrs_model_container_serves_each_tower(served_container, tf, tmp_path: 
         )
         assert answer.status_code == 200, answer.text
         _close(answer.json()["predictions"], towers.ratings(tf.constant(features)).numpy())
+
+
+def test_identifiers_that_are_not_utf8_come_back_as_tf_servings_raw_bytes(
+    served_bytes_index, exports, tf, tmp_path: Path
+) -> None:
+    """TF Serving writes a DT_STRING output not named ``*_bytes`` as the tensor's raw bytes in a
+    JSON string (rapidjson copies bytes >= 0x80 unvalidated): the body is not valid UTF-8 where an
+    identifier is not. The expected body is rebuilt from TF's identifiers byte for byte."""
+    queries = [b"3", b"\xff\xfe", "é".encode()]
+    ids = served_bytes_index.signature(input_1=tf.constant(queries))["output_2"].numpy()
+    assert any(b"\xff\xfe" in row for row in ids.tolist())  # the case this test is about
+
+    def quoted(token: bytes) -> bytes:  # rapidjson: escape '"', '\\' and control bytes only
+        escapes = {ord('"'): b'\\"', ord("\\"): b"\\\\", ord("\n"): b"\\n", ord("\t"): b"\\t"}
+        return b'"' + b"".join(escapes.get(c, bytes([c])) for c in token) + b'"'
+
+    expected = b"[" + b",".join(b"[" + b",".join(map(quoted, r)) + b"]" for r in ids) + b"]"
+    with serve(served_bytes_index.torchrs_dir, "users", tmp_path / "log") as server:
+        body = {"inputs": {"input_1": [_b64_or_text(q) for q in queries]}}
+        response = _post(server, body)
+        assert response.status_code == 200, response.text
+        raw = response.content
+        start = raw.index(b'"output_2":') + len(b'"output_2":')
+        assert raw[start : start + len(expected)] == expected
+        assert b"\xef\xbf\xbd" not in raw  # no U+FFFD replacement character anywhere
+        with pytest.raises(UnicodeDecodeError):
+            raw.decode(
+                "utf-8"
+            )  # as from TF Serving: clients must ask for *_bytes outputs to get b64
+
+
+def test_sequential_tower_is_served_under_tfs_own_signature_names(
+    exports, tf, tmp_path: Path
+) -> None:
+    """A Sequential saved without named inputs: TF Serving shows ``<first layer>_input`` and the last
+    layer's name (not ``input_1`` / ``output_1``), with TF's shapes and graph tensor names."""
+    from converters.tfrs_to_torch.cli import main as convert
+    from tests.torchrs.serve.conftest import Served
+
+    out = tmp_path / "tower"
+    assert convert([str(exports.tower_saved_model), "--out", str(out), "--json"]) == 0
+    loaded = tf.saved_model.load(str(exports.tower_saved_model))
+    tower = Served(exports.tower_saved_model, out, loaded.signatures["serving_default"])
+    (input_name,) = tower.signature.structured_input_signature[1]
+    (output_name,) = tower.signature.structured_outputs
+    assert (input_name, output_name) != ("input_1", "output_1")  # the case this test is about
+    queries = [b"1", b"7", b"unknown", b""]
+    expected = tower.signature(**{input_name: tf.constant(queries)})[output_name].numpy()
+
+    with serve(out, "tower", tmp_path / "log") as server:
+        _check_metadata(server, tower)
+        _check_grpc_metadata_and_status(server, tower)
+        meta = httpx.get(f"{server.rest}/v1/models/tower/metadata", timeout=30).json()
+        sig = meta["metadata"]["signature_def"]["signature_def"]["serving_default"]
+        assert sig["inputs"][input_name]["name"] == f"serving_default_{input_name}:0"
+        response = _post(server, {"instances": [q.decode() for q in queries]})
+        assert response.status_code == 200, response.text
+        _close(response.json()["predictions"], expected)
+        _close(
+            _grpc_predict(server, {input_name: np.array(queries, object)}, tf)[output_name],
+            expected,
+        )
+
+
+def test_version_labels_address_their_versions_over_rest_and_grpc(
+    served_index, served_bytes_index, tf, tmp_path: Path
+) -> None:
+    """Labels stable=1, canary=2 (from a TF Serving model config file; ``--version-labels`` gives
+    the same config, see test_cli): both versions stay AVAILABLE, each label answers as
+    its version's TF export; an unknown label is TF Serving's INVALID_ARGUMENT (HTTP 400) with its
+    message; a status request with a label lists every version, as TF Serving's GetModelStatus
+    (which reads only the name and version) does."""
+    from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
+
+    base = tmp_path / "base"
+    shutil.copytree(served_index.torchrs_dir, base / "1")  # movie identifiers
+    shutil.copytree(served_bytes_index.torchrs_dir, base / "2")  # user identifiers
+    queries = [b"1", b"7"]
+    expected = {
+        version: served.signature(input_1=tf.constant(queries))["output_2"].numpy()
+        for version, served in [(1, served_index), (2, served_bytes_index)]
+    }
+    config = tmp_path / "models.config"  # TF Serving's model config file, labels in it
+    config.write_text(
+        f'model_config_list {{ config {{ name: "m" base_path: "{base}" model_platform: "tensorflow"'
+        ' version_labels { key: "stable" value: 1 } version_labels { key: "canary" value: 2 } } }'
+    )
+    labels = ("--model-config-file", str(config), "--poll-seconds", "0.2")
+    with serve(base, "m", tmp_path / "log", *labels) as server:
+        _wait(lambda: _status(server).get(1, {}).get("state") == "AVAILABLE")
+        assert {v: s["state"] for v, s in _status(server).items()} == {
+            1: "AVAILABLE",
+            2: "AVAILABLE",
+        }
+        for label, version in [("stable", 1), ("canary", 2)]:
+            response = _post(server, {"inputs": ["1", "7"]}, suffix=f"/labels/{label}:predict")
+            assert response.status_code == 200, response.text
+            # Version 2's identifiers hold b"\xff\xfe", written raw (as TF Serving does).
+            body = json.loads(response.content.decode("utf-8", "surrogateescape"))
+            assert body["outputs"]["output_2"] == [
+                [i.decode("utf-8", "surrogateescape") for i in row] for row in expected[version]
+            ]
+            meta = httpx.get(f"{server.rest}/v1/models/m/labels/{label}/metadata", timeout=30)
+            assert meta.json()["model_spec"]["version"] == str(version)
+        by_number = _post(server, {"inputs": ["1", "7"]}, suffix="/versions/1:predict")
+        assert by_number.json()["outputs"]["output_2"][0] == [i.decode() for i in expected[1][0]]
+
+        unknown = _post(server, {"inputs": ["1"]}, suffix="/labels/nope:predict")
+        assert unknown.status_code == 400
+        assert unknown.json()["error"].startswith("Unrecognized servable version label: nope")
+        meta = httpx.get(f"{server.rest}/v1/models/m/labels/nope/metadata", timeout=30)
+        assert meta.status_code == 400
+        status = httpx.get(f"{server.rest}/v1/models/m/labels/nope", timeout=30).json()
+        assert [s["version"] for s in status["model_version_status"]] == ["2", "1"]
+
+        channel, predictions, models = _grpc_stubs(server)
+        with channel:
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = "m"
+            request.model_spec.version_label = "stable"
+            request.inputs["input_1"].CopyFrom(tf.make_tensor_proto(np.array(queries, object)))
+            response = predictions.Predict(request, timeout=30)
+            assert response.model_spec.version.value == 1
+            np.testing.assert_array_equal(
+                tf.make_ndarray(response.outputs["output_2"]), expected[1]
+            )
+            request.model_spec.version_label = "nope"
+            with pytest.raises(grpc.RpcError) as caught:
+                predictions.Predict(request, timeout=30)
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "Unrecognized servable version label: nope" in caught.value.details()
+            metadata = get_model_metadata_pb2.GetModelMetadataRequest(
+                metadata_field=["signature_def"]
+            )
+            metadata.model_spec.name = "m"
+            metadata.model_spec.version_label = "canary"
+            assert predictions.GetModelMetadata(metadata, timeout=30).model_spec.version.value == 2
+            status_request = get_model_status_pb2.GetModelStatusRequest()
+            status_request.model_spec.name = "m"
+            status_request.model_spec.version_label = "nope"
+            versions = models.GetModelStatus(status_request, timeout=30).model_version_status
+            assert [v.version for v in versions] == [2, 1]
+
+        # A newer version becomes the latest; the labelled ones it replaces stay AVAILABLE.
+        shutil.copytree(served_index.torchrs_dir, base / "3")
+        _wait(lambda: _status(server).get(3, {}).get("state") == "AVAILABLE")
+        assert {v: s["state"] for v, s in _status(server).items()} == {
+            v: "AVAILABLE" for v in (1, 2, 3)
+        }
+        canary = _post(server, {"inputs": ["1"]}, suffix="/labels/canary:predict")
+        assert b"\xff\xfe" in canary.content  # still version 2 (user identifiers)
+        latest = _post(server, {"inputs": ["1", "7"]}).json()["outputs"]["output_2"]
+        assert latest == [[i.decode() for i in row] for row in expected[1]]  # 3 = a copy of 1
+
+
+@pytest.mark.skipif(
+    shutil.which("c++") is None and shutil.which("g++") is None,
+    reason="torch.compile's CPU backend (TorchInductor) needs a C++ compiler; none on PATH",
+)
+def test_compiled_models_answer_as_the_eager_ones_and_as_tf(
+    served_index, served_ranking, exports, tf, tmp_path: Path
+) -> None:
+    """``--compile``: the converted index and ranking model, compiled during warm-up (before
+    AVAILABLE), answer as their eager selves (ids identical, floats within RTOL of the output's
+    scale: fused kernels may sum in another order) and so as TF, for a batch of 1 and larger ones."""
+    import torchrs
+    from torchrs.serve.batching import run_batch
+    from torchrs.serve.signature import signatures
+
+    def eager(served: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        meta = json.loads((served.torchrs_dir / "torchrs.json").read_text())
+        sig = signatures(torchrs.load(served.torchrs_dir), meta["architecture"])["serving_default"]
+        return run_batch(sig.run, inputs)
+
+    queries = [*exports.users[:6], exports.users[-2], b"never seen", b"42"]
+    tf_index = served_index.signature(input_1=tf.constant(queries))
+    eager_index = eager(served_index, {"input_1": np.array(queries, dtype=object)})
+    with serve(served_index.torchrs_dir, "index", tmp_path / "index.log", "--compile") as server:
+        assert "compiled (torch.compile)" in server.log.read_text()  # before AVAILABLE
+        for rows in (slice(0, 1), slice(0, len(queries))):
+            body = {"inputs": [_b64_or_text(q) for q in queries[rows]]}
+            outputs = _post(server, body).json()["outputs"]
+            ids = [[i.decode() for i in r] for r in eager_index["output_2"][rows]]
+            assert outputs["output_2"] == ids
+            assert ids == [[i.decode() for i in r] for r in tf_index["output_2"].numpy()[rows]]
+            _close(outputs["output_1"], eager_index["output_1"][rows])
+            _close(outputs["output_1"], tf_index["output_1"].numpy()[rows])
+
+    users = np.array(["user 1", "user 5", "stranger", "", "user 11"], dtype=object)
+    movies = np.array(["movie 3", "movie 14", "movie 2", "", "nope"], dtype=object)
+    tf_rating = served_ranking.signature(
+        user_id=tf.constant(users.astype(str)), movie_title=tf.constant(movies.astype(str))
+    )["rating"].numpy()
+    eager_rating = eager(
+        served_ranking, {"user_id": users.astype(bytes), "movie_title": movies.astype(bytes)}
+    )["rating"]
+    with serve(served_ranking.torchrs_dir, "ranking", tmp_path / "rank.log", "--compile") as server:
+        scale = float(np.abs(tf_rating).max())  # one rating alone can be a cancellation near 0
+        for n in (1, len(users)):
+            body = {"inputs": {"user_id": list(users[:n]), "movie_title": list(movies[:n])}}
+            rating = _post(server, body).json()["outputs"]
+            _close(rating, eager_rating[:n], scale)
+            _close(rating, tf_rating[:n], scale)
