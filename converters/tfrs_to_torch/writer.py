@@ -28,6 +28,7 @@ from torchrs.io.spec import CONFIG_FILE, REPORT_FILE, WEIGHTS_FILE  # defined on
 __all__ = [
     "CONFIG_FILE",
     "REPORT_FILE",
+    "SCRATCH_DIR",
     "WEIGHTS_FILE",
     "AtomicDirectory",
     "check_output_dir",
@@ -46,6 +47,9 @@ SAFETENSORS_DTYPES: dict[np.dtype, str] = {
     np.dtype("uint8"): "U8",
     np.dtype("bool"): "BOOL",
 }
+# Inside the temporary directory: what a .keras conversion unpacks and re-saves (assets, a Keras
+# SavedModel); removed before the directory becomes --out, and with it on any failure.
+SCRATCH_DIR = "keras-scratch"
 # safetensors pads the JSON header with spaces to a multiple of 8 bytes (aligned tensor data).
 HEADER_ALIGNMENT = 8
 
