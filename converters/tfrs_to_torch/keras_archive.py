@@ -40,11 +40,16 @@ COPY_CHUNK_BYTES = 1 << 20
 
 
 def _extract_assets(zf: zipfile.ZipFile, root: Path) -> None:
-    """Writes the ``assets/`` members (names already checked: no ``..``, no absolute path)."""
+    """Writes the ``assets/`` members under ``root`` (names checked again: no ``..``, no absolute
+    path)."""
     for info in zf.infolist():
         if not info.filename.startswith(ASSETS_PREFIX) or info.is_dir():
             continue
-        target = root.joinpath(*info.filename.split("/"))
+        parts = info.filename.split("/")
+        if ".." in parts or info.filename.startswith("/") or "\\" in info.filename:
+            # check_keras_archive refused these; the file may have been replaced since.
+            raise ConversionError(f"{zf.filename}: member {info.filename!r} points outside.")
+        target = root.joinpath(*parts)
         target.parent.mkdir(parents=True, exist_ok=True)
         with zf.open(info) as source, open(target, "xb") as sink:
             shutil.copyfileobj(source, sink, COPY_CHUNK_BYTES)
