@@ -143,6 +143,8 @@ class AtomicDirectory:
         self.target = target
         self.overwrite = overwrite
         check_output_dir(target, overwrite)
+        # The parents this run creates go again on abort (the model is read after this point).
+        self._created = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
         target.parent.mkdir(parents=True, exist_ok=True)
         self._lock = OutputLock(target)  # issue 11: one writer per --out, then the stale temps go
         try:
@@ -174,6 +176,11 @@ class AtomicDirectory:
     def abort(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
         self._lock.release()
+        for parent in self._created:  # innermost first; only while empty
+            try:
+                parent.rmdir()
+            except OSError:
+                break
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:

@@ -318,6 +318,16 @@ class TestVocabularyFlags:
         ok = run_cli(exports.tower_keras, "--out", tmp_path / "out", "--vocab", f"{first}={vocab}")
         assert ok.code == 0, ok.err
 
+    def test_failed_conversion_removes_the_parents_it_created(
+        self, exports, run_cli, tmp_path
+    ) -> None:
+        vocab = tmp_path / "vocab.txt"
+        vocab.write_text("a\n")
+        out = tmp_path / "new" / "deeper" / "out"
+        run = run_cli(exports.tower_keras, "--out", out, "--vocab", f"no_such_layer={vocab}")
+        run.one_error("--vocab no_such_layer")  # found while reading the model, after the lock
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["vocab.txt"]
+
     def test_vocab_with_a_checkpoint(self, exports, run_cli, tmp_path) -> None:
         vocab = tmp_path / "vocab.txt"
         vocab.write_text("a\n")
