@@ -96,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--trust-model",
         action="store_true",
         help="run the export's functions even if they hold ops outside the pure allow-list "
-        "(file, network, py_func...); recorded in report.json. Only for models you trust",
+        "(file, network, py_func...), and accept a Keras SavedModel whose keras_metadata.pb names "
+        "classes outside the Keras / TFRS allow-list; recorded in report.json. Only for models "
+        "you trust",
     )
     parser.add_argument(
         "--allow-nonfinite",

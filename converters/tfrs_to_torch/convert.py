@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -23,6 +24,8 @@ from torchrs.io.spec import CheckpointSpec, ModelKind
 # Largest TF-vs-torch difference a verified conversion accepts: float32 matmuls summed in another
 # order differ by a few ulps (~1e-7 here); a wrong config (mask, activation) differs by >= 1e-3.
 VERIFY_TOLERANCE = 1e-5
+# Inside the scratch directory: the default directory of Python's tempfile during a conversion.
+TEMP_FILES_DIR = "tmp"
 
 
 class ForwardCheck(str, Enum):
@@ -125,61 +128,73 @@ def convert(
                               trust_model=trust_model, allow_nonfinite=allow_nonfinite)  # fmt: skip
     writer.check_output_dir(out, overwrite)
     vocab = safety.VocabRequests(vocab or {})
-    if fmt.kind == formats.CHECKPOINT:
-        plan = planning.plan_checkpoint(fmt, strict=strict)
-    else:
-        plan = planning.plan_saved_model(fmt, strict=strict, vocab_overrides=vocab)
-    safety.watch_nonfinite(plan, record.nonfinite)
+    # The temporary sibling of --out exists (under the lock) before TF reads anything. What the
+    # conversion unpacks or re-saves (a .keras archive's assets, its Keras SavedModel) and the
+    # temporary files TensorFlow makes (autograph's generated modules, removed only at exit) go into
+    # its scratch directory, never $TMPDIR: a killed run leaves them only where the next run to this
+    # --out removes them.
     target = writer.AtomicDirectory(out, overwrite)
+    scratch = target.path / writer.SCRATCH_DIR
+    plan: Plan | None = None
     try:
-        safety.check_vocab_used(vocab, fmt.path)
-        weights_file = target.path / writer.WEIGHTS_FILE
-        writer.write_safetensors(
-            weights_file,
-            plan.tensors,
-            metadata={"format": "pt", "source": fmt.path},
-            progress=progress,
-        )
-        safety.raise_on_nonfinite(record.nonfinite, allow_nonfinite)
-        checked = _tensor_check(weights_file, plan) if run_verify else 0
-        counts = {
-            s.value: sum(1 for e in plan.report if e.status is s)
-            for s in (Status.CONVERTED, Status.SKIPPED, Status.UNSUPPORTED)
-        }
-        reasons: dict[str, int] = {}
-        for entry in plan.report:
-            if entry.status is Status.SKIPPED and entry.reason:
-                reasons[entry.reason] = reasons.get(entry.reason, 0) + 1
-        summary: dict[str, Any] = {
-            **counts,
-            "tensors": len(plan.tensors),
-            "skipped_reasons": reasons,
-        }
-        config = CheckpointSpec(
-            ModelKind(plan.model_kind),
-            plan.architecture,
-            source={"path": fmt.path, "format": fmt.kind, "conversion": "structured"},
-            versions=versions(),
-            summary=summary,
-        ).to_json()
-        config["notes"] = plan.notes  # the forward check may add notes; written again after it
-        diffs: dict[str, float] = {}
-        forward = ForwardCheck.NOT_REQUESTED
-        safety_record = record.as_json()
-        _write_records(target.path, config, plan, forward, safety_record)
-        if run_verify:  # torchrs.load reads the directory just written
-            nonfinite_ok = allow_nonfinite and bool(record.nonfinite)  # a NaN never passes
-            diffs, forward = _forward_check(target.path, plan, nonfinite_ok)
-            if diffs:
-                summary["max_abs_diff"] = diffs
+        with safety.temporary_files_in(scratch / TEMP_FILES_DIR):
+            if fmt.kind == formats.CHECKPOINT:
+                plan = planning.plan_checkpoint(fmt, strict=strict)
+            else:
+                plan = planning.plan_saved_model(
+                    fmt, strict=strict, vocab_overrides=vocab, scratch=scratch
+                )
+            safety.watch_nonfinite(plan, record.nonfinite)
+            safety.check_vocab_used(vocab, fmt.path)
+            weights_file = target.path / writer.WEIGHTS_FILE
+            writer.write_safetensors(
+                weights_file,
+                plan.tensors,
+                metadata={"format": "pt", "source": fmt.path},
+                progress=progress,
+            )
+            safety.raise_on_nonfinite(record.nonfinite, allow_nonfinite)
+            checked = _tensor_check(weights_file, plan) if run_verify else 0
+            counts = {
+                s.value: sum(1 for e in plan.report if e.status is s)
+                for s in (Status.CONVERTED, Status.SKIPPED, Status.UNSUPPORTED)
+            }
+            reasons: dict[str, int] = {}
+            for entry in plan.report:
+                if entry.status is Status.SKIPPED and entry.reason:
+                    reasons[entry.reason] = reasons.get(entry.reason, 0) + 1
+            summary: dict[str, Any] = {
+                **counts,
+                "tensors": len(plan.tensors),
+                "skipped_reasons": reasons,
+            }
+            config = CheckpointSpec(
+                ModelKind(plan.model_kind),
+                plan.architecture,
+                source={"path": fmt.path, "format": fmt.kind, "conversion": "structured"},
+                versions=versions(),
+                summary=summary,
+            ).to_json()
+            config["notes"] = plan.notes  # the forward check may add notes; written again after it
+            diffs: dict[str, float] = {}
+            forward = ForwardCheck.NOT_REQUESTED
+            safety_record = record.as_json()
             _write_records(target.path, config, plan, forward, safety_record)
+            if run_verify:  # torchrs.load reads the directory just written
+                nonfinite_ok = allow_nonfinite and bool(record.nonfinite)  # a NaN never passes
+                diffs, forward = _forward_check(target.path, plan, nonfinite_ok)
+                if diffs:
+                    summary["max_abs_diff"] = diffs
+                _write_records(target.path, config, plan, forward, safety_record)
+        shutil.rmtree(scratch)  # inside the directory about to become --out
         target.commit()
     except BaseException:
         target.abort()
         raise
     finally:
-        for item in plan.cleanup:
+        for item in [] if plan is None else plan.cleanup:
             item.cleanup()
+    assert plan is not None  # set, or the block above raised
     return ConversionResult(
         source=fmt.path,
         source_format=fmt.kind,

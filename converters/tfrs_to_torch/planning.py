@@ -1,12 +1,12 @@
 """Reading a TF export into a conversion :class:`~converters.tfrs_to_torch.plan.Plan`: the entry points.
 
-A ``.keras`` archive is loaded with tf_keras and re-saved as a Keras SavedModel in a temporary directory, then
+A ``.keras`` archive is loaded with tf_keras (read in place, :mod:`.keras_archive`) and re-saved as a Keras
+SavedModel in a scratch directory the caller places inside the conversion's temporary sibling of ``--out``, then
 read as one; a TF checkpoint keeps its tensors under their object paths (no architecture).
 """
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from converters.tfrs_to_torch.formats import (
     KERAS_ARCHIVE,
     SourceFormat,
 )
+from converters.tfrs_to_torch.keras_archive import load_keras_archive, resave
 from converters.tfrs_to_torch.optimizer_state import plan_optimizer
 from converters.tfrs_to_torch.plan import (
     Plan,
@@ -41,9 +42,15 @@ from converters.tfrs_to_torch.tf_format import (
 )
 from converters.tfrs_to_torch.walker import Walker
 
+# Inside the scratch directory of a .keras conversion: the archive re-saved as a Keras SavedModel.
+RESAVED_MODEL = "model"
+
 
 def plan_saved_model(
-    fmt: SourceFormat, strict: bool = True, vocab_overrides: dict[str, Path] | None = None
+    fmt: SourceFormat,
+    strict: bool = True,
+    vocab_overrides: dict[str, Path] | None = None,
+    scratch: Path | None = None,
 ) -> Plan:
     """The conversion plan of a SavedModel / Keras SavedModel / ``.keras`` archive.
 
@@ -51,6 +58,9 @@ def plan_saved_model(
         fmt: what :func:`~converters.tfrs_to_torch.formats.detect_format` found.
         strict: raise on unsupported layers (else list them in the report).
         vocab_overrides: layer path or name -> vocabulary file replacing the exported table.
+        scratch: for a ``.keras`` archive, an existing directory for its assets and re-saved
+            SavedModel (the conversion passes one inside its temporary sibling of ``--out``, and
+            removes it).
 
     Returns:
         The :class:`Plan`.
@@ -61,7 +71,11 @@ def plan_saved_model(
     directory, label = fmt.path, fmt.path
     cleanup: list[Any] = []
     if fmt.kind == KERAS_ARCHIVE:
-        directory = _resave_keras_archive(fmt.path, cleanup)
+        if scratch is None:
+            raise ConversionError(
+                "plan_saved_model() needs a scratch directory for a .keras archive; use convert()."
+            )
+        directory = _resave_keras_archive(fmt.path, scratch)
     if fmt.kind == CHECKPOINT:
         raise ConversionError("plan_saved_model() takes a SavedModel; use plan_checkpoint().")
     sm = SavedModelReader(directory, str(Path(directory) / "variables" / "variables"), label)
@@ -138,22 +152,11 @@ def serving_signatures(signature_defs: Any) -> dict[str, Any]:
     }
 
 
-def _resave_keras_archive(path: str, cleanup: list[Any]) -> str:
-    tf = import_tf()
-    try:
-        # Compiled, so that the optimizer's variables (model.weights.h5) come along when present.
-        model = tf.keras.models.load_model(path)
-    except Exception:
-        try:  # a compile config tf_keras cannot rebuild (custom loss...): weights only
-            model = tf.keras.models.load_model(path, compile=False)
-        except Exception as err:
-            message = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise ConversionError(f"tf_keras cannot load {path}: {message}") from None
-    tmp = tempfile.TemporaryDirectory(prefix="torchrs-keras-")
-    cleanup.append(tmp)
-    target = str(Path(tmp.name) / "model")
-    model.save(target, save_format="tf")
-    return target
+def _resave_keras_archive(path: str, scratch: Path) -> str:
+    model = load_keras_archive(path, scratch)
+    target = scratch / RESAVED_MODEL
+    resave(model, target)
+    return str(target)
 
 
 # -------------------------------------------------------------------------------------------

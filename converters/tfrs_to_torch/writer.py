@@ -28,6 +28,7 @@ from torchrs.io.spec import CONFIG_FILE, REPORT_FILE, WEIGHTS_FILE  # defined on
 __all__ = [
     "CONFIG_FILE",
     "REPORT_FILE",
+    "SCRATCH_DIR",
     "WEIGHTS_FILE",
     "AtomicDirectory",
     "check_output_dir",
@@ -46,6 +47,9 @@ SAFETENSORS_DTYPES: dict[np.dtype, str] = {
     np.dtype("uint8"): "U8",
     np.dtype("bool"): "BOOL",
 }
+# Inside the temporary directory: what a .keras conversion unpacks and re-saves (assets, a Keras
+# SavedModel); removed before the directory becomes --out, and with it on any failure.
+SCRATCH_DIR = "keras-scratch"
 # safetensors pads the JSON header with spaces to a multiple of 8 bytes (aligned tensor data).
 HEADER_ALIGNMENT = 8
 
@@ -139,6 +143,8 @@ class AtomicDirectory:
         self.target = target
         self.overwrite = overwrite
         check_output_dir(target, overwrite)
+        # The parents this run creates go again on abort (the model is read after this point).
+        self._created = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
         target.parent.mkdir(parents=True, exist_ok=True)
         self._lock = OutputLock(target)  # issue 11: one writer per --out, then the stale temps go
         try:
@@ -170,6 +176,11 @@ class AtomicDirectory:
     def abort(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
         self._lock.release()
+        for parent in self._created:  # innermost first; only while empty
+            try:
+                parent.rmdir()
+            except OSError:
+                break
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:

@@ -18,7 +18,11 @@ from converters.tfrs_to_torch.safety.nonfinite import (
     verification_failures,
     watch_nonfinite,
 )
-from converters.tfrs_to_torch.safety.output import OutputLock, remove_stale_siblings
+from converters.tfrs_to_torch.safety.output import (
+    OutputLock,
+    remove_stale_siblings,
+    temporary_files_in,
+)
 from converters.tfrs_to_torch.safety.process import (
     Interrupted,
     describe_os_error,
@@ -39,6 +43,7 @@ __all__ = [
     "raise_on_nonfinite",
     "raise_on_signals",
     "remove_stale_siblings",
+    "temporary_files_in",
     "verification_failures",
     "watch_nonfinite",
 ]

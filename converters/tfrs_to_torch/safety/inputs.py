@@ -14,13 +14,19 @@ from typing import Any
 
 from converters.tfrs_to_torch.errors import ConversionError
 from converters.tfrs_to_torch.safety.graph_ops import OpAudit, audit_saved_model
-from converters.tfrs_to_torch.safety.keras_files import check_keras_archive, check_keras_metadata
+from converters.tfrs_to_torch.safety.keras_files import (
+    ClassAudit,
+    check_keras_archive,
+    check_keras_metadata,
+)
 from converters.tfrs_to_torch.safety.nonfinite import NonFinite
 from converters.tfrs_to_torch.safety.output import check_output, source_paths
 from torchrs._safe_io import MEMORY_GUARD_ENV, memory_limit
 
 # A --vocab file is read whole; a vocabulary of 100M tokens is ~1 GiB, larger is not a vocabulary.
 MAX_VOCAB_FILE_BYTES = 1 << 30
+# A string element of a checkpoint tensor is stored as a varint length (>= 1 byte) plus its bytes.
+MIN_STRING_ELEMENT_BYTES = 1
 # A SavedModel holds a handful of files (plus assets); more than this is not an export.
 MAX_MODEL_ENTRIES = 100_000
 # formats.SourceFormat kinds (strings; formats is not imported to keep this module TF-free).
@@ -36,21 +42,29 @@ class SafetyRecord:
     allow_nonfinite: bool
     ops: OpAudit | None = None
     nonfinite: dict[str, NonFinite] = field(default_factory=dict)
+    classes: ClassAudit | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
             "trust_model": self.trust_model,
             "op_check": None if self.ops is None else self.ops.as_json(),
+            "class_check": None if self.classes is None else self.classes.as_json(),
             "allow_nonfinite": self.allow_nonfinite,
             "nonfinite": [f.as_json() for f in self.nonfinite.values()],
         }
 
 
 def check_checkpoint_sizes(prefix: str) -> None:
-    """Every tensor a TF checkpoint declares must fit in its data files and in the memory guard.
+    """The tensors a TF checkpoint's index declares must fit, together, in its data files, and
+    each in the memory guard.
+
+    The index (read by TensorFlow's own ``CheckpointReader``: shapes and dtypes, no data) declares
+    every tensor; the data files store them back to back, so their sizes add up to at least the
+    sum of the declared sizes (a string element takes at least one byte, its length). A forged or
+    truncated index / data pair fails that sum before any tensor is allocated from it.
 
     Raises:
-        ConversionError: a declared tensor larger than the stored data (a forged index), or one
+        ConversionError: declared tensors larger than the stored data (a forged index), or one
             larger than ``TORCHRS_MAX_LOAD_BYTES`` / the machine's memory.
     """
     from converters.tfrs_to_torch.tf_format import open_checkpoint
@@ -58,19 +72,28 @@ def check_checkpoint_sizes(prefix: str) -> None:
     reader = open_checkpoint(prefix)
     shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
     stored = sum(p.stat().st_size for p in Path(prefix).parent.glob(Path(prefix).name + ".data-*"))
-    largest = 0
+    largest = declared = 0
     for key, shape in shapes.items():
         dtype = dtypes[key]
+        elements = math.prod(int(d) for d in shape)
         if dtype.name == "string":
+            declared += elements * MIN_STRING_ELEMENT_BYTES
             continue
-        size = math.prod(int(d) for d in shape) * dtype.size
+        size = elements * dtype.size
         if size > stored:
             raise ConversionError(
                 f"{prefix}: variable {key.split('/.ATTRIBUTES')[0]!r} declares {size} bytes "
                 f"({dtype.name}{list(shape)}) but the data files hold {stored}; the checkpoint is "
                 "truncated, corrupted or forged. Re-export the model."
             )
+        declared += size
         largest = max(largest, size)
+    if declared > stored:
+        raise ConversionError(
+            f"{prefix}: the index declares {len(shapes)} tensors of {declared} bytes in all but "
+            f"the data files hold {stored}; the index does not belong to these data files "
+            "(truncated, corrupted or forged). Re-export the model."
+        )
     # The converter streams one tensor at a time: the largest one is what must fit in memory.
     if largest > memory_limit():
         raise ConversionError(
@@ -130,15 +153,15 @@ def preflight(
     """
     check_output(source_paths(path, checkpoint_prefix), out, overwrite)
     check_model_files(path, checkpoint_prefix)
-    audit = None
+    audit = classes = None
     if kind == _ARCHIVE:
         check_keras_archive(path)
     if kind in _SAVED_MODELS:
-        check_keras_metadata(path)
+        classes = check_keras_metadata(path, trust_model)
         audit = audit_saved_model(path, trust_model)
     if checkpoint_prefix is not None:
         check_checkpoint_sizes(checkpoint_prefix)
-    return SafetyRecord(trust_model, allow_nonfinite, audit)
+    return SafetyRecord(trust_model, allow_nonfinite, audit, classes=classes)
 
 
 def check_vocab_file(name: str, file: Path) -> None:

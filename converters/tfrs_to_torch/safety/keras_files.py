@@ -13,8 +13,10 @@ extracts the whole archive to a temporary directory. So before ``load_model`` ru
   ``vocabulary`` path);
 * the Embedding sizes the config declares must fit in ``model.weights.h5`` and in the memory guard.
 
-``keras_metadata.pb`` of a Keras SavedModel is parsed and its JSON bounded the same way (the
-converter reads those configs itself; tf_keras never loads them).
+``keras_metadata.pb`` of a Keras SavedModel is parsed, its JSON bounded the same way, and every class
+it names checked against the same allow-list (the converter reads those configs itself and tf_keras
+never loads them, but a model naming other classes is refused unless ``--trust-model``; a
+subclassed ``tfrs.Model`` is accepted under its own name as a container of allowed layers).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import json
 import stat
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +84,22 @@ MAX_EXPANSION = 100
 EXPANSION_FLOOR_BYTES = 1 << 20
 # tf_keras writes three members (plus assets for file-based lookups); thousands is a forgery.
 MAX_MEMBERS = 1000
+# Names of serialised values and specs a Keras SavedModel's metadata holds besides layer configs
+# (tf_keras's legacy json_utils: no class is built from them), and the Keras layers that wrap
+# Python code, which the export keeps only as a traced graph (op-checked; the converter then
+# refuses them as unsupported, naming the layer).
+METADATA_CLASSES = frozenset(
+    {"__tuple__", "__ellipsis__", "__bytes__", "TypeSpec", "CompositeTensor", "TensorShape",
+     "InputSpec", "Lambda", "TFOpLambda", "SlicingOpLambda"}
+)  # fmt: skip
+# ``register_keras_serializable``'s default package: TFRS's layers and tf_keras's optimizers are
+# recorded as "Custom>Cross", "Custom>Adagrad" (the name after ">" must still be allowed).
+REGISTERED_PACKAGES = ("Custom",)
+# SavedObject.identifier of a Keras model that is not Sequential / Functional (a subclass).
+SUBCLASSED_MODEL_NODE = "_tf_keras_model"
+# Refusal messages list at most this many classes, each name cut to this many characters.
+MAX_LISTED = 10
+MAX_NAME_CHARS = 100
 # Bytes per element of the weights a config declares (float32 unless the config says otherwise).
 DEFAULT_ITEMSIZE = 4
 
@@ -278,15 +297,103 @@ def check_keras_archive(path: str | Path) -> None:
         )
 
 
-def check_keras_metadata(directory: str | Path) -> None:
-    """``keras_metadata.pb`` of a Keras SavedModel parses, and each node's JSON is bounded.
+@dataclass(frozen=True)
+class ClassAudit:
+    """What the class check of ``keras_metadata.pb`` found (``report.json``: ``safety.class_check``).
+
+    Attributes:
+        nodes_checked: Keras objects whose metadata was read.
+        refused: class name -> layer paths naming it (accepted only under ``--trust-model``).
+        containers: subclassed models (``class MyModel(tfrs.Model)``) taken as containers of their
+            layers: the converter reads their children and never rebuilds or imports the class.
+        trusted: whether ``--trust-model`` was given.
+    """
+
+    nodes_checked: int
+    refused: dict[str, list[str]] = field(default_factory=dict)
+    containers: tuple[str, ...] = ()
+    trusted: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "nodes_checked": self.nodes_checked,
+            "refused_classes": {c: sorted(p) for c, p in sorted(self.refused.items())},
+            "subclassed_containers": list(self.containers),
+            "trust_model": self.trusted,
+        }
+
+
+def _metadata_class_ok(item: dict[str, Any], cls: Any, accepted: frozenset[str]) -> bool:
+    """One ``{"class_name", ...}`` object of a Keras SavedModel's metadata is an allowed class."""
+    if not isinstance(cls, str):
+        return False
+    module = item.get("module")
+    if module is not None and not (
+        isinstance(module, str) and module.split(".")[0] in ALLOWED_MODULES
+    ):
+        return False
+    if item.get("registered_name") not in (None, cls):
+        return False
+    if cls == "function":
+        return module in FUNCTION_MODULES and isinstance(item.get("config"), str)
+    package, registered, name = cls.rpartition(">")
+    if registered and package not in REGISTERED_PACKAGES:
+        return False
+    return name in ALLOWED_CLASSES or name in METADATA_CLASSES or cls in accepted
+
+
+def _refused_classes(value: Any, where: str, accepted: frozenset[str]) -> list[tuple[str, str]]:
+    """(class, location in ``value`` [and module]) of every object naming a class outside the
+    allow-list."""
+    refused: list[tuple[str, str]] = []
+    stack = [(value, where)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, list):
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(item))
+            continue
+        if not isinstance(item, dict):
+            continue
+        cls = item.get("class_name")
+        if cls is not None and not _metadata_class_ok(item, cls, accepted):
+            module = item.get("module")
+            where_ = path.lstrip("/") or "class_name"
+            if module is not None:
+                where_ += f", module {str(module)[:MAX_NAME_CHARS]!r}"
+            refused.append((str(cls)[:MAX_NAME_CHARS], where_))
+        stack.extend((v, f"{path}/{k}") for k, v in item.items())
+    return refused
+
+
+def _layer_path(node_path: str) -> str:
+    """``root.user_model.layer-0`` -> ``user_model/layer-0`` (the converter's layer paths)."""
+    parts = node_path.split(".")
+    return "/".join(parts[1:] if parts[:1] == ["root"] else parts) or "<root>"
+
+
+def check_keras_metadata(directory: str | Path, trust_model: bool = False) -> ClassAudit | None:
+    """``keras_metadata.pb`` of a Keras SavedModel parses, its JSON is bounded, and every class it
+    names is a Keras / TFRS class of :data:`ALLOWED_CLASSES` (from a Keras / TFRS module).
+
+    tf_keras rebuilds a Keras SavedModel from these records (importing a module an object names);
+    the converter never does, but a model naming other classes is not one it was made for. A
+    subclassed model (``class MyModel(tfrs.Model)``: a ``_tf_keras_model`` node that is no graph
+    network) is accepted under its own name as a container: only its layers are converted.
+
+    Args:
+        directory: the SavedModel directory.
+        trust_model: accept refused classes (the report lists them and that the model was trusted).
+
+    Returns:
+        The :class:`ClassAudit`, or None without ``keras_metadata.pb``.
 
     Raises:
-        ConversionError: a corrupted file, or a node config too large / deep / not JSON.
+        ConversionError: a corrupted file, a node config too large / deep / not JSON, or (without
+            ``trust_model``) a class outside the allow-list, named with its layer path.
     """
     metadata_file = Path(directory) / "keras_metadata.pb"
     if not metadata_file.is_file():
-        return
+        return None
     from tf_keras.protobuf import saved_metadata_pb2
 
     metadata = saved_metadata_pb2.SavedMetadata()
@@ -297,9 +404,44 @@ def check_keras_metadata(directory: str | Path) -> None:
             f"{metadata_file} cannot be parsed ({type(err).__name__}); the file is truncated or "
             "corrupted. Re-export the model with model.save(dir, save_format='tf')."
         ) from None
+    refused: dict[str, list[str]] = {}
+    containers: set[str] = set()
+    checked = 0
     for node in metadata.nodes:
-        if node.metadata:
-            _bounded_json(node.metadata.encode(), f"{metadata_file} (node {node.node_id})")
+        if not node.metadata:
+            continue
+        meta = _bounded_json(node.metadata.encode(), f"{metadata_file} (node {node.node_id})")
+        if not isinstance(meta, dict):
+            continue  # the converter reads only objects (tf_format.SavedModelReader)
+        checked += 1
+        layer = _layer_path(node.node_path)
+        accepted: frozenset[str] = frozenset()
+        cls = meta.get("class_name")
+        if (
+            node.identifier == SUBCLASSED_MODEL_NODE
+            and not meta.get("is_graph_network")
+            and isinstance(cls, str)
+            and ">" not in cls
+            and meta.get("module") is None
+        ):
+            accepted = frozenset({cls})
+            if cls not in ALLOWED_CLASSES:
+                containers.add(cls)
+        for name, where in _refused_classes(meta, "", accepted):
+            refused.setdefault(name, []).append(f"{layer} ({where})")
+    if refused and not trust_model:
+        listed = "; ".join(
+            f"{name!r} at {sorted(paths)[0]}"
+            for name, paths in sorted(refused.items())[:MAX_LISTED]
+        )
+        raise ConversionError(
+            f"{metadata_file} names classes that are not Keras / TFRS classes this converter "
+            f"accepts: {listed}. tf_keras would need that code to rebuild them, so the model is "
+            "refused before anything loads. Rebuild those parts with Keras / TFRS layers (or write "
+            "them in torchrs and use load_weights(module, MODEL_DIR)); if you trust the model's "
+            "author, pass --trust-model."
+        )
+    return ClassAudit(checked, refused, tuple(sorted(containers)), trusted=trust_model)
 
 
 def read_member_json(zf: zipfile.ZipFile, name: str) -> Any:

@@ -8,18 +8,23 @@
 * a lock file (``.NAME.lock`` beside ``--out``) serialises conversions to one ``--out``: the second
   one fails at once, naming the process that holds it;
 * under that lock, temporary directories left by a killed run (``.NAME.tmp-*``, ``.NAME.old-*``)
-  are removed, with a message.
+  are removed, with a message;
+* during the conversion, Python's ``tempfile`` (and TensorFlow's autograph, which writes generated
+  modules there and removes them only at exit) uses a directory inside the temporary sibling
+  (:func:`temporary_files_in`): a SIGKILLed run leaves nothing in ``$TMPDIR``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import logging
 import os
 import re
 import shutil
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from converters.tfrs_to_torch.errors import ConversionError
@@ -175,3 +180,27 @@ def remove_stale_siblings(target: Path) -> list[Path]:
             removed.append(entry)
             LOG.warning("note: removed %s, left by an interrupted conversion to %s", entry, target)
     return removed
+
+
+@contextlib.contextmanager
+def temporary_files_in(directory: Path) -> Iterator[None]:
+    """Within the block, ``tempfile``'s default directory is ``directory`` (created here).
+
+    TensorFlow's autograph writes each converted function's source to a ``tempfile`` file that it
+    removes only at interpreter exit; inside the conversion's temporary sibling of ``--out`` such
+    files go with it, whatever ends the run. (Process-wide while the block runs, as ``tempfile``
+    has one default.)
+
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> with temporary_files_in(root / "tmp"):
+    ...     pathlib.Path(tempfile.mkstemp()[1]).parent == root / "tmp"
+    True
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    previous = tempfile.tempdir
+    tempfile.tempdir = str(directory)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = previous

@@ -166,3 +166,105 @@ class TestKerasConfigClasses:
     def test_untouched_archive_converts(self, exports, run_cli, tmp_path) -> None:
         shutil.copy(exports.tower_keras_archive, tmp_path / "m.keras")
         assert run_cli(tmp_path / "m.keras", "--out", tmp_path / "out").code == 0
+
+
+def _forge_metadata(source: Path, target: Path, node_path: str, edit) -> Path:  # type: ignore[no-untyped-def]
+    """A copy of the Keras SavedModel ``source`` whose ``keras_metadata.pb`` record of the object
+    at ``node_path`` (``root.layer-0``...) is passed through ``edit(dict)``."""
+    from tf_keras.protobuf import saved_metadata_pb2
+
+    shutil.copytree(source, target)
+    metadata = saved_metadata_pb2.SavedMetadata()
+    metadata.ParseFromString((target / "keras_metadata.pb").read_bytes())
+    node = next(n for n in metadata.nodes if n.node_path == node_path)
+    record = json.loads(node.metadata)
+    edit(record)
+    node.metadata = json.dumps(record)
+    (target / "keras_metadata.pb").write_bytes(metadata.SerializeToString())
+    return target
+
+
+class TestKerasSavedModelClasses:
+    """``keras_metadata.pb`` names classes too: tf_keras would rebuild (and import) them; the
+    converter refuses any outside the Keras / TFRS allow-list before anything loads."""
+
+    def test_layer_class_outside_the_allow_list(self, exports, run_cli, tree, tmp_path) -> None:
+        def edit(record):  # type: ignore[no-untyped-def]
+            record["class_name"] = "EvilEmbedding"
+
+        model = _forge_metadata(
+            exports.tower_keras, tmp_path / "m", "root.layer_with_weights-0", edit
+        )
+        before = tree.snapshot(tmp_path)
+        run = run_cli(model, "--out", tmp_path / "out")
+        run.one_error("'EvilEmbedding' at layer_with_weights-0", "--trust-model")
+        assert tree.snapshot(tmp_path) == before  # nothing written, nothing beside --out
+
+    def test_nested_config_naming_a_module(self, exports, run_cli, tree, tmp_path) -> None:
+        def edit(record):  # type: ignore[no-untyped-def]
+            record["config"]["layers"][2]["module"] = "subprocess"
+            record["config"]["layers"][2]["class_name"] = "Popen"
+
+        model = _forge_metadata(exports.tower_keras, tmp_path / "m", "root", edit)
+        run = run_cli(model, "--out", tmp_path / "out")
+        run.one_error("'Popen' at <root> (config/layers[2], module 'subprocess')")
+        assert tree.nothing_left(tmp_path / "out")
+
+    def test_registered_custom_package_is_refused(self, exports, run_cli, tmp_path) -> None:
+        def edit(record):  # type: ignore[no-untyped-def]
+            record["class_name"] = "evil_package>Dense"
+
+        model = _forge_metadata(
+            exports.tower_keras, tmp_path / "m", "root.layer_with_weights-1", edit
+        )
+        run_cli(model, "--out", tmp_path / "out").one_error("'evil_package>Dense'")
+
+    def test_trust_model_accepts_and_reports(self, exports, run_cli, tmp_path) -> None:
+        def edit(record):  # type: ignore[no-untyped-def]
+            record["config"]["embeddings_initializer"] = {
+                "class_name": "EvilInitializer",
+                "module": "evil_module",
+                "config": {},
+            }
+
+        model = _forge_metadata(
+            exports.tower_keras, tmp_path / "m", "root.layer_with_weights-0", edit
+        )
+        refused = run_cli(model, "--out", tmp_path / "refused")
+        refused.one_error(
+            "'EvilInitializer' at layer_with_weights-0 (config/embeddings_initializer, module "
+            "'evil_module')"
+        )
+        run = run_cli(model, "--out", tmp_path / "out", "--trust-model")
+        assert run.code == 0, run.err
+        check = json.loads((tmp_path / "out" / "report.json").read_text())["safety"]["class_check"]
+        assert check["trust_model"] is True
+        assert check["refused_classes"] == {
+            "EvilInitializer": [
+                "layer_with_weights-0 (config/embeddings_initializer, module 'evil_module')"
+            ]
+        }
+
+    def test_subclassed_tfrs_model_is_a_container(self, tf, tfrs, run_cli, tmp_path) -> None:
+        class Towers(tfrs.Model):
+            def __init__(self) -> None:
+                super().__init__()
+                self.tower = tf.keras.Sequential(
+                    [
+                        tf.keras.layers.StringLookup(vocabulary=["a", "b"]),
+                        tf.keras.layers.Embedding(3, 2),
+                    ]
+                )
+                self.task = tfrs.tasks.Retrieval()
+
+            def call(self, inputs):  # type: ignore[no-untyped-def]
+                return self.tower(inputs)
+
+        model = Towers()
+        model(tf.constant(["a"]))
+        model.save(str(tmp_path / "m"), save_format="tf")
+        run = run_cli(tmp_path / "m", "--out", tmp_path / "out")
+        assert run.code == 0, run.err
+        check = json.loads((tmp_path / "out" / "report.json").read_text())["safety"]["class_check"]
+        assert check["refused_classes"] == {} and check["trust_model"] is False
+        assert check["subclassed_containers"] == ["Towers"] and check["nodes_checked"] >= 4

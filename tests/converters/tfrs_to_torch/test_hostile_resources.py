@@ -131,3 +131,30 @@ class TestSavedModelFiles:
         run = run_cli(exports.weights, "--out", tmp_path / "out")
         run.one_error("TORCHRS_MAX_LOAD_BYTES")
         assert tree.nothing_left(tmp_path / "out")
+
+
+class TestCheckpointIndex:
+    def test_forged_index_declaring_more_than_the_data_files(
+        self, tf, run_cli, tree, tmp_path
+    ) -> None:
+        """Each declared tensor fits in the data file, all of them together do not: the index of
+        one checkpoint beside the (smaller) data of another with the same variables."""
+        big = tf.train.Checkpoint(
+            a=tf.Variable(tf.ones([256, 64])), b=tf.Variable(tf.ones([256, 64]))
+        )
+        small = tf.train.Checkpoint(
+            a=tf.Variable(tf.ones([256, 64])), b=tf.Variable(tf.ones([4, 64]))
+        )
+        forged = Path(big.write(str(tmp_path / "big" / "w")))
+        donor = Path(small.write(str(tmp_path / "small" / "w")))
+        for data in forged.parent.glob("w.data-*"):
+            shutil.copy(donor.parent / data.name, data)
+        assert all(
+            (forged.parent / f).stat().st_size > 256 * 64 * 4
+            for f in os.listdir(forged.parent)
+            if ".data-" in f
+        )  # a single declared table fits: only the sum shows the forgery
+        before = tree.snapshot(tmp_path)
+        run = run_cli(forged.parent, "--out", tmp_path / "out")
+        run.one_error("the index declares", "but the data files hold")
+        assert tree.snapshot(tmp_path) == before
