@@ -802,7 +802,8 @@ def validate(
     """Runs a TF model and its torchrs conversion on the same inputs and checks they agree.
 
     Args:
-        tf_model_dir: SavedModel directory or ``.keras`` archive.
+        tf_model_dir: SavedModel directory, ``.keras`` archive or TF checkpoint (prefix or directory:
+            its weights are compared, see :mod:`parity.validate_checkpoint`).
         torchrs_dir: the converter's output directory.
         inputs_file: JSON inputs (see the module docstring); parts it does not name are sampled.
         k: top-K of an index (default: the K it was exported with; at most that).
@@ -812,7 +813,8 @@ def validate(
         agreement: least fraction of queries whose top-K must agree.
 
     Returns:
-        The :class:`ValidationResult`.
+        The :class:`ValidationResult` (``incomplete`` lists what a ``--no-strict`` conversion skipped;
+        such a result never passes).
 
     Raises:
         ValidationError: bad paths or inputs, or two different models.
@@ -897,29 +899,29 @@ def _validate_checkpoint(
 
 
 def skipped_layers(torchrs_dir: str) -> tuple[str, ...]:
-    """What a ``--no-strict`` conversion left out: the layers ``report.json`` lists as unsupported
-    (with why), and the signatures / functions a graph conversion did not translate.
+    """What a ``--no-strict`` conversion left out: the layers ``report.json`` lists as unsupported, with why.
 
-    Returns ``()`` for a complete conversion (or a directory without ``report.json``: the converter
-    always writes one, and :func:`load_torchrs` reports the directory's other problems).
+    Without a readable ``report.json`` (the converter always writes one), ``torchrs.json``'s summary
+    count of unsupported entries stands in. ``()`` for a complete conversion.
     """
-    file = Path(torchrs_dir) / "report.json"
+    root = Path(torchrs_dir)
     try:
-        report = json.loads(file.read_text(encoding="utf-8"))
+        report = json.loads((root / "report.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        report = None
+    if isinstance(report, dict) and isinstance(report.get("entries"), list):
+        out = []
+        for entry in report["entries"]:
+            if isinstance(entry, dict) and entry.get("status") == "unsupported":
+                why = entry.get("reason")
+                out.append(f"{entry.get('source')}" + (f" ({why})" if why else ""))
+        return tuple(out)
+    try:
+        summary = json.loads((root / "torchrs.json").read_text(encoding="utf-8")).get("summary")
+        count = int(summary.get("unsupported", 0)) if isinstance(summary, dict) else 0
+    except (OSError, ValueError, AttributeError, TypeError):
         return ()
-    if not isinstance(report, dict):
-        return ()
-    out = []
-    for entry in report.get("entries") or []:
-        if isinstance(entry, dict) and entry.get("status") == "unsupported":
-            why = entry.get("reason")
-            out.append(f"{entry.get('source')}" + (f" ({why})" if why else ""))
-    not_translated = report.get("not_translated") or []
-    if isinstance(not_translated, dict):
-        not_translated = [f"{k} ({v})" for k, v in not_translated.items()]
-    out += [f"not translated: {item}" for item in not_translated]
-    return tuple(out)
+    return (f"{count} unsupported entries (torchrs.json; report.json is missing)",) if count else ()
 
 
 # ------------------------------------------------------------------------------------------------ report / CLI

@@ -154,3 +154,23 @@ def test_a_no_strict_conversion_is_incomplete_never_pass(exports, tmp_path, caps
     figures = json.loads((tmp_path / "figures.json").read_text())
     assert figures["passed"] is False and figures["incomplete"][0].startswith("bad")
     assert "## INCOMPLETE: the conversion skipped layers" in (tmp_path / "report.md").read_text()
+
+
+def test_skipped_layers_are_the_unsupported_entries(tmp_path) -> None:
+    from parity.validate import skipped_layers
+
+    entries = [
+        {"source": "bad", "status": "unsupported", "reason": "BatchNormalization is not supported"},
+        {"source": "save_counter", "status": "skipped", "reason": "checkpoint bookkeeping"},
+        {"source": "good/embeddings", "status": "converted"},
+    ]
+    (tmp_path / "report.json").write_text(json.dumps({"entries": entries}))
+    assert skipped_layers(str(tmp_path)) == ("bad (BatchNormalization is not supported)",)
+    (tmp_path / "report.json").write_text(json.dumps({"entries": entries[1:]}))
+    assert skipped_layers(str(tmp_path)) == ()  # skipped bookkeeping is no skipped layer
+    # Without report.json, torchrs.json's summary count stands in.
+    (tmp_path / "report.json").unlink()
+    (tmp_path / "torchrs.json").write_text(json.dumps({"summary": {"unsupported": 2}}))
+    assert skipped_layers(str(tmp_path)) == (
+        "2 unsupported entries (torchrs.json; report.json is missing)",
+    )

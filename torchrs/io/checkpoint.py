@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from torchrs import _safe_io
-from torchrs.io.nodes import ContainerNode, IndexNode, Node, parse
-from torchrs.io.registry import build_module, index_tensor_keys, validate
+from torchrs.io.nodes import ContainerNode, IndexNode, Node
+from torchrs.io.registry import build_module, index_tensor_keys, parse, validate
 from torchrs.io.spec import (
     CONFIG_FILE,
     OPTIMIZER_PREFIX,

@@ -1,30 +1,27 @@
 """Architecture nodes as typed records: one frozen dataclass per layer kind, parsed from ``torchrs.json``.
 
-:func:`parse` checks a node (and everything below it) against :data:`~torchrs.io.registry.REGISTRY` first, so
-an unknown kind, a missing field or a field of the wrong type is the same
-:class:`~torchrs.io.spec.CheckpointFormatError` naming the field; then it builds the typed tree:
+:func:`torchrs.io.registry.parse` checks a node (and everything below it) against the layer-kind registry
+first, so an unknown kind, a missing field or a field of the wrong type is the same
+:class:`~torchrs.io.spec.CheckpointFormatError` naming the field; then it builds the typed tree of these records:
 
 * :class:`LayerNode` for a layer without children, :class:`SequentialNode` (``layers``),
   :class:`FunctionalNode` (``layers`` by name, the Keras ``nodes`` as :class:`Call` records, ``inputs`` /
   ``outputs``), :class:`ContainerNode` (``children``), :class:`IndexNode` (``query_model``,
   ``identifiers_dtype``);
-* each kind gets its own subclass (``DenseNode``, ``StringLookupNode``...: :func:`node_type`) whose attributes
-  are the config fields the kind declares (``DenseNode.use_bias``), ``None`` when the file leaves them out.
+* each kind gets its own subclass (``DenseNode``, ``StringLookupNode``...: :func:`torchrs.io.registry.node_type`)
+  whose attributes are the config fields the kind declares (``DenseNode.use_bias``), ``None`` when the file
+  leaves them out.
 
 :meth:`Node.to_json` gives back the dict it was parsed from, key for key and in the same order, so the on-disk
-format is unchanged. The builders of :mod:`torchrs.io.registry` still read the JSON dict; the loader walks the
-typed tree (:func:`torchrs.io.checkpoint.load`).
+format is unchanged. The builders of :mod:`torchrs.io.registry` and the loader work on these records.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar
-
-from torchrs.io.registry import REGISTRY, Children, validate
 
 __all__ = [
     "Call",
@@ -34,8 +31,7 @@ __all__ = [
     "LayerNode",
     "Node",
     "SequentialNode",
-    "node_type",
-    "parse",
+    "read_only",
 ]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -45,7 +41,8 @@ def _empty() -> Mapping[str, Any]:
     return _EMPTY
 
 
-def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+def read_only(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A read-only copy of ``mapping`` (the records' mappings cannot be changed in place)."""
     return MappingProxyType(dict(mapping))
 
 
@@ -75,6 +72,7 @@ class Node:
     def to_json(self) -> dict[str, Any]:
         """The node as ``torchrs.json`` holds it (equal to what :func:`parse` was given, key order included).
 
+        >>> from torchrs.io.registry import parse
         >>> node = {"class_name": "Dense", "config": {"units": 2}, "shapes": {"weight": [2, 3]}}
         >>> # (units is not a declared field of Dense: kept in config all the same)
         >>> parse(node).to_json() == node
@@ -179,97 +177,3 @@ class IndexNode(Node):
             "query_model": None if self.query_model is None else self.query_model.to_json(),
             "identifiers_dtype": self.identifiers_dtype,
         }
-
-
-_BASES: dict[Children, type[Node]] = {
-    Children.NONE: LayerNode,
-    Children.LIST: SequentialNode,
-    Children.GRAPH: FunctionalNode,
-    Children.NAMED: ContainerNode,
-    Children.QUERY: IndexNode,
-}
-_TYPES: dict[str, type[Node]] = {}
-
-
-def node_type(class_name: str) -> type[Node]:
-    """The frozen dataclass of one layer kind: its children's base class plus the config fields it declares.
-
-    >>> dense = node_type("Dense")
-    >>> dense.__name__, issubclass(dense, LayerNode), "use_bias" in {f.name for f in dataclasses.fields(dense)}
-    ('DenseNode', True, True)
-    """
-    if class_name not in _TYPES:
-        kind = REGISTRY[class_name]
-        base = _BASES[kind.children]
-        taken = {f.name for f in dataclasses.fields(base)}
-        clash = [c.name for c in kind.config if c.name in taken]
-        if clash:  # a declared config field named like a node attribute: a registry bug
-            raise TypeError(f"{class_name}: config fields {clash} clash with {base.__name__}")
-        _TYPES[class_name] = dataclasses.make_dataclass(
-            f"{class_name}Node",
-            [(c.name, Any, field(default=None)) for c in kind.config],
-            bases=(base,),
-            frozen=True,
-            namespace={"__doc__": f"A ``{class_name}`` node (its declared config fields typed)."},
-        )
-    return _TYPES[class_name]
-
-
-def parse(payload: Any, where: str = "architecture") -> Node:
-    """The typed node of an architecture dict, checked first by :func:`~torchrs.io.registry.validate`.
-
-    Raises:
-        CheckpointFormatError: an unknown kind, a missing field or a field of the wrong type (named).
-
-    >>> node = parse({"class_name": "Sequential", "layers": [
-    ...     {"class_name": "Dense", "config": {"use_bias": False}, "shapes": {"weight": [4, 3]}}]})
-    >>> type(node.layers[0]).__name__, node.layers[0].use_bias, node.layers[0].shapes["weight"]
-    ('DenseNode', False, (4, 3))
-    >>> parse({"class_name": "Dense", "config": {"use_bias": "no"}, "shapes": {"weight": [4, 3]}})
-    Traceback (most recent call last):
-    ...
-    torchrs.io.spec.CheckpointFormatError: torchrs.json: architecture.config.use_bias: expected bool, got str 'no'. ...
-    """
-    validate(payload, where)
-    return _parse(payload)
-
-
-def _parse(payload: dict[str, Any]) -> Node:
-    kind = REGISTRY[payload["class_name"]]
-    cls = node_type(kind.class_name)
-    config = payload.get("config") or {}
-    # A null config / shapes (read as empty) stays in ``other``, so it is written back as null.
-    modelled = {"class_name", *cls.CHILD_KEYS}
-    modelled |= {key for key in ("config", "shapes") if payload.get(key) is not None}
-    values: dict[str, Any] = {
-        "class_name": payload["class_name"],
-        "config": _frozen(config),
-        "shapes": _frozen({k: tuple(v) for k, v in (payload.get("shapes") or {}).items()}),
-        "other": _frozen({k: v for k, v in payload.items() if k not in modelled}),
-        "order": tuple(payload),
-        **{c.name: config.get(c.name) for c in kind.config},
-    }
-    if kind.children is Children.LIST:
-        values["layers"] = tuple(_parse(layer) for layer in payload["layers"])
-    elif kind.children is Children.GRAPH:
-        values["layers"] = _frozen({k: _parse(v) for k, v in payload["layers"].items()})
-        values["calls"] = tuple(_call(call) for call in payload["nodes"])
-        values["inputs"], values["outputs"] = payload["inputs"], payload["outputs"]
-    elif kind.children is Children.NAMED:
-        values["children"] = _frozen({k: _parse(v) for k, v in payload["children"].items()})
-    elif kind.children is Children.QUERY:
-        query = payload.get("query_model")
-        values["query_model"] = None if query is None else _parse(query)
-        values["identifiers_dtype"] = payload.get("identifiers_dtype")
-    return cls(**values)
-
-
-def _call(payload: dict[str, Any]) -> Call:
-    known = ("layer", "node_index", "inbound")
-    return Call(
-        payload["layer"],
-        payload["node_index"],
-        payload["inbound"],
-        _frozen({k: v for k, v in payload.items() if k not in known}),
-        tuple(payload),
-    )

@@ -16,10 +16,8 @@ from torchrs.io.nodes import (
     LayerNode,
     Node,
     SequentialNode,
-    node_type,
-    parse,
 )
-from torchrs.io.registry import REGISTRY, Children, validate
+from torchrs.io.registry import REGISTRY, Children, node_type, parse, validate
 from torchrs.io.spec import CheckpointFormatError
 
 # One JSON value per type a config field may declare.
