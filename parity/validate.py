@@ -75,6 +75,7 @@ from converters.tfrs_to_torch.compare import (
     compare_index,
     compare_output,
     index_rows,
+    normalization_statistics,
     sample_input,
     to_numpy,
     top_k_agreement,
@@ -476,7 +477,8 @@ def torch_vocabulary(first: Any) -> list[Any] | None:
 
 def input_field(part: Part) -> InputField:
     """What the model knows about a part's input: the vocabulary of the lookup it starts with (read
-    from the TF model), a Discretization's boundaries, an Embedding's rows."""
+    from the TF model), a Discretization's boundaries, a Normalization's statistics, an Embedding's
+    rows."""
     spec = part.input_spec
     tower_spec, tf_tower, torch_tower = _tower_of(part)
     first_spec, first = _first_layer(tower_spec, torch_tower)
@@ -492,6 +494,7 @@ def input_field(part: Part) -> InputField:
     boundaries = None
     if cls == "Discretization":
         boundaries = layer.get("config", {}).get("bin_boundaries") or [0.0]
+    mean, variance = normalization_statistics(first if cls == "Normalization" else None)
     return InputField(
         part.input_name,
         {"string": "string", "int": "int64", "float": "float32"}[spec.kind],
@@ -500,6 +503,8 @@ def input_field(part: Part) -> InputField:
         text=cls == "TextVectorization",
         int_high=int_high,
         boundaries=boundaries,
+        mean=mean,
+        variance=variance,
         arbitrary=True,
     )
 

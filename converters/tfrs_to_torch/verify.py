@@ -21,6 +21,7 @@ from converters.tfrs_to_torch.compare import (
     compare_index,
     compare_outputs,
     index_rows,
+    normalization_statistics,
     sample_input,
     to_numpy,
 )
@@ -205,18 +206,15 @@ def _field(
 
     _spec, module, prefix = consumer
     values = plan.samples.get(plan.sources.get(prefix, "\0")) if prefix is not None else None
-    mean = getattr(module, "adapt_mean", None)
-    variance = getattr(module, "adapt_variance", None)
-    if mean is None and module is not None and getattr(module, "input_mean", None) is not None:
-        mean, variance = module.input_mean, module.input_variance
+    mean, variance = normalization_statistics(module)
     return InputField(
         name=prefix or "input",
         dtype=dtype,
         shape=tuple(shape) if shape is not None else (None,),
         vocabulary=values or None,
         int_high=module.num_embeddings if isinstance(module, nn.Embedding) else None,
-        mean=None if mean is None else to_numpy(mean),
-        variance=None if variance is None else to_numpy(variance),
+        mean=mean,
+        variance=variance,
     )
 
 

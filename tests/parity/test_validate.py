@@ -459,3 +459,29 @@ def test_other_usage_errors(models, tmp_path, capsys) -> None:
     assert "--num-samples must be at least 1 (got 0)" in err
     err = _error(capsys, models.index, models.index_torchrs, "--atol", -1)
     assert "--rtol and --atol must be finite and >= 0" in err
+
+
+@pytest.mark.tf
+def test_normalization_tower_sampled_around_its_statistics(tf, tmp_path, capsys) -> None:
+    from converters.tfrs_to_torch.cli import main as convert
+
+    tf.keras.utils.set_random_seed(2)
+    tower = tf.keras.Sequential(
+        [
+            tf.keras.Input(shape=(2,)),
+            tf.keras.layers.Normalization(mean=[100.0, -5.0], variance=[400.0, 0.25]),
+            tf.keras.layers.Dense(3),
+        ]
+    )
+    tower.save(str(tmp_path / "norm.keras"))
+    assert convert([str(tmp_path / "norm.keras"), "--out", str(tmp_path / "norm_torchrs")]) == 0
+    status, out, _ = _validate(
+        capsys, tmp_path / "norm.keras", tmp_path / "norm_torchrs", "--report", tmp_path / "r"
+    )
+    assert status == 0, out
+    part = _figures(tmp_path / "r")["parts"]["tower"]
+    # The engine draws mean + sqrt(variance) * N(0, 1), as the converter's own check does.
+    assert "around the Normalization's mean and variance" in part["input_source"]
+    inputs = np.array(json.loads((tmp_path / "r" / "inputs.json").read_text())["inputs"])
+    # 256 draws: the column means land within 4 standard errors (20 / 16 * 4 = 5, 0.5 / 16 * 4 = 0.125).
+    assert abs(inputs[:, 0].mean() - 100.0) < 5.0 and abs(inputs[:, 1].mean() + 5.0) < 0.125

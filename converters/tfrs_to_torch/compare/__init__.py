@@ -31,6 +31,7 @@ from converters.tfrs_to_torch.compare.sampling import (
     UNKNOWN_TOKEN,
     InputField,
     Sample,
+    normalization_statistics,
     probes,
     sample_input,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "count_mismatches",
     "flatten_outputs",
     "index_rows",
+    "normalization_statistics",
     "probes",
     "sample_input",
     "to_numpy",

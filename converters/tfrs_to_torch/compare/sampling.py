@@ -75,6 +75,28 @@ class Sample:
     description: str
 
 
+def normalization_statistics(module: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(mean, variance)`` of a torchrs ``Normalization`` (adapted, or given as ``mean=`` / ``variance=``),
+    ``(None, None)`` for any other module: what :attr:`InputField.mean` / ``variance`` take.
+
+    >>> from torchrs.preprocessing import Normalization
+    >>> mean, variance = normalization_statistics(Normalization(axis=None, mean=3.0, variance=4.0))
+    >>> float(mean), float(variance), normalization_statistics(None)
+    (3.0, 4.0, (None, None))
+    """
+    mean = getattr(module, "adapt_mean", None)
+    variance = getattr(module, "adapt_variance", None)
+    if mean is None and module is not None and getattr(module, "input_mean", None) is not None:
+        mean, variance = module.input_mean, module.input_variance
+    if mean is None or variance is None:
+        return None, None
+
+    def numpy(value: Any) -> np.ndarray:
+        return np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value)
+
+    return numpy(mean), numpy(variance)
+
+
 def probes(vocabulary: Sequence[Any], kind: str) -> list[Any]:
     """The edge values added to a vocabulary: an unknown token (and the empty string for strings).
 
