@@ -29,6 +29,10 @@ from torch import nn
 
 import torchrs as trs
 from converters.tfrs_to_torch import rules
+
+# A report row is the comparison engine's record (one definition for the converter's report.json,
+# parity run and parity validate).
+from converters.tfrs_to_torch.compare import Check
 from parity.scenarios import (
     basic_ranking,
     basic_retrieval,
@@ -109,20 +113,6 @@ def _rate(examples: Sequence[int], seconds: Sequence[float]) -> float:
         examples, seconds = examples[1:], seconds[1:]
     total = float(sum(seconds))
     return float(sum(examples)) / total if total > 0 else float("nan")
-
-
-@dataclass(frozen=True)
-class Check:
-    """One row of the report: TFRS (reference) value, torchrs value, their difference, the tolerance."""
-
-    scenario: str
-    check: str
-    tfrs: float
-    torchrs: float
-    difference: float
-    tolerance: str
-    passed: bool
-    reason: str
 
 
 @dataclass

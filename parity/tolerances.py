@@ -10,46 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class Tolerance:
-    """How far torchrs may be from TFRS on one check, and why.
-
-    Args:
-        atol: absolute slack.
-        rtol: slack relative to ``|tfrs|``.
-        reason: why this much slack is legitimate (and what a real bug would look like).
-    """
-
-    atol: float
-    rtol: float
-    reason: str
-
-    def allows(self, tf_value: float, torch_value: float) -> bool:
-        """Whether ``torch_value`` is within tolerance of the reference ``tf_value`` (NaN never is)."""
-        return abs(torch_value - tf_value) <= self.atol + self.rtol * abs(tf_value)
-
-    def describe(self) -> str:
-        parts = []
-        if self.atol:
-            parts.append(f"atol {self.atol:g}")
-        if self.rtol:
-            parts.append(f"rtol {self.rtol:g}")
-        return " + ".join(parts) or "exact"
-
-
-@dataclass(frozen=True)
-class Agreement:
-    """The least fraction of items (e.g. users' top-K lists) that must agree exactly, and why."""
-
-    min_agreement: float
-    reason: str
-
-    def allows(self, fraction: float) -> bool:
-        return fraction >= self.min_agreement
-
-    def describe(self) -> str:
-        return f">= {self.min_agreement:g}"
+# One definition of both records, owned by the comparison engine the converter's verification and
+# ``parity validate`` share.
+from converters.tfrs_to_torch.compare.tolerance import Agreement, Tolerance
 
 
 @dataclass(frozen=True)

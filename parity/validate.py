@@ -28,15 +28,23 @@ batch as a JSON array. A model with one part (an index, a tower) takes ``{"queri
 names (``{"user_model": ["42", "7"], "ratings": [[0.1, 0.2, ...], ...]}``). Strings for string
 inputs, integers for integer inputs, numbers for float inputs; nested arrays for 2-D inputs
 (sequences, feature vectors). Parts missing from the file are sampled. Without ``--inputs`` every
-part is sampled (``--num-samples``, ``--seed``): string / integer ids from the model's own
-vocabulary (read from the TF model) plus one unknown token, integer ids for a bare Embedding within
-its table, floats around a Discretization's boundaries, else standard normal. The inputs used are
+part is sampled (``--num-samples``, ``--seed``) by the comparison engine the converter's own
+verification uses (:mod:`converters.tfrs_to_torch.compare`): string / integer ids from the model's
+own vocabulary (read from the TF model) plus one unknown token (and the empty string for strings),
+integer ids for a bare Embedding within its table, floats around a Discretization's boundaries, else
+standard normal. The inputs used are
 written to ``REPORT_DIR/inputs.json`` in the ``--inputs`` format, so a run can be repeated exactly.
 
 Report (``--report DIR``): ``report.md`` (the table of ``python -m parity run``: scenario, check,
 TFRS, torchrs, difference, tolerance, result; the scenario column names the part),
 ``figures.json`` (every number, per-query disagreements) and ``inputs.json``. Exit status: 0 when
-every check passes, 1 when one fails, 2 for a usage error (one ``error:`` line, no traceback).
+every check passes, 1 when one fails, 2 for a usage error (one ``error:`` line, no traceback), 3
+when the conversion skipped layers (``--no-strict``: ``report.json`` lists them as unsupported):
+such a conversion is INCOMPLETE and never passes.
+
+``TF_MODEL_DIR`` may also be a TF checkpoint (a prefix such as ``ckpt/ckpt-3`` or its directory),
+as for the converter. A checkpoint holds no graph to run, so only weights are compared, exactly
+(see :mod:`parity.validate_checkpoint`); the report says what was not compared.
 """
 
 from __future__ import annotations
@@ -54,8 +62,25 @@ import numpy as np
 import torch
 from torch import nn
 
-from parity.harness import Check
-from parity.tolerances import Agreement, Tolerance
+from converters.tfrs_to_torch.compare import (
+    TOP_K_AGREEMENT,
+    VALIDATE_TOLERANCE,
+    Agreement,
+    ArrayComparison,
+    Check,
+    InputField,
+    Tolerance,
+    as_identifiers,
+    compare_arrays,
+    compare_index,
+    compare_output,
+    index_rows,
+    normalization_statistics,
+    sample_input,
+    to_numpy,
+    top_k_agreement,
+)
+from converters.tfrs_to_torch.formats import CHECKPOINT
 from torchrs.io.registry import is_index
 
 DEFAULT_REPORT = "reports/validate"
@@ -66,26 +91,16 @@ DEFAULT_SEED = 0
 DEFAULT_SEQUENCE_LENGTH = 5
 # Integer inputs of a tower that starts with neither a lookup nor an Embedding are drawn from [0, this).
 ARBITRARY_INT_RANGE = 100
-# A token no vocabulary holds, to check both frameworks send unknown ids to the same OOV slot.
-UNKNOWN_TOKEN = "[torchrs-validate-unknown]"
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+# The conversion skipped layers (--no-strict): whatever the checks say, the migration is not signed off.
+EXIT_INCOMPLETE = 3
 # The input name of a model with a single part: TFRS's ``BruteForce.call(queries, k)`` / Keras's ``call(inputs)``.
 INDEX_INPUT = "queries"
 TOWER_INPUT = "inputs"
 
-DEFAULT_TOLERANCE = Tolerance(
-    atol=1e-5,
-    rtol=1e-5,
-    reason="one forward pass from identical weights: float32 matmuls summed in another order differ by a "
-    "few ulps (~1e-7 relative, ~1e-6 absolute for scores of tens); a wrong layer config, a missing "
-    "transpose or a shifted lookup is >= 1e-3 off",
-)
-TOP_K_AGREEMENT = Agreement(
-    min_agreement=1.0,
-    reason="same weights and inputs give the same candidates; only scores tied within the score "
-    "tolerance may come back in another order (see parity.validate.top_k_agreement)",
-)
+# The comparison engine's records (converters.tfrs_to_torch.compare), shared with the converter.
+DEFAULT_TOLERANCE = VALIDATE_TOLERANCE
 HELP_EPILOG = """\
 inputs (--inputs FILE, JSON):
   one object mapping each input name to a batch (a JSON array):
@@ -95,7 +110,7 @@ inputs (--inputs FILE, JSON):
   a one-part model also takes the bare array. Strings for string inputs, integers for integer
   inputs, numbers for float inputs, nested arrays for 2-D inputs. Parts the file does not name,
   and every part without --inputs, are sampled: ids from the model's own vocabulary plus one
-  unknown token; floats standard normal (around the bins of a Discretization).
+  unknown token and the empty string; floats standard normal (around the bins of a Discretization).
 
 checks (the scenario column names the part):
   outputs / scores / query embeddings: max |difference|, max relative difference, and how many
@@ -103,7 +118,12 @@ checks (the scenario column names the part):
   index: the fraction of queries whose top-K ids agree, ties aside (ties: scores equal within
     the tolerance); vocabularies: token for token.
 
-exit status: 0 all checks pass, 1 a check fails, 2 usage error (one error: line).
+TF checkpoints (a prefix or its directory) hold no graph to run: their weights are compared
+  exactly (with the checkpoint's own conversion, or through load_weights with a converted
+  SavedModel); outputs, top-K and vocabularies are not, and the report says so.
+
+exit status: 0 all checks pass, 1 a check fails, 2 usage error (one error: line),
+  3 INCOMPLETE: the conversion skipped layers (--no-strict), whatever the checks say.
 example:
   python -m converters.tfrs_to_torch export/index --out export/index_torchrs
   python -m parity validate export/index export/index_torchrs --report reports/validate
@@ -118,154 +138,6 @@ _VOCABULARY_REASON = (
 
 class ValidationError(ValueError):
     """A user's mistake: a missing path, inputs that do not fit the model, two different models."""
-
-
-# ------------------------------------------------------------------------------------------------ pure checks
-def top_k_agreement(
-    tf_ids: np.ndarray,
-    tf_scores: np.ndarray,
-    torch_ids: np.ndarray,
-    torch_scores: np.ndarray,
-    tolerance: Tolerance,
-) -> np.ndarray:
-    """Per query, whether two top-K lists agree, ties aside.
-
-    TFRS's list (the reference) is cut into tie groups: consecutive ranks whose TFRS scores are within
-    ``tolerance`` of each other. The lists agree when every group holds the same identifiers in both
-    (in any order). The last group may continue past rank K, so there torchrs may return other
-    identifiers if their torchrs scores are within tolerance of TFRS's K-th score.
-
-    Args:
-        tf_ids: ``(Q, K)`` TFRS identifiers.
-        tf_scores: ``(Q, K)`` TFRS scores, descending per row.
-        torch_ids: ``(Q, K)`` torchrs identifiers.
-        torch_scores: ``(Q, K)`` torchrs scores.
-        tolerance: when two scores count as equal.
-
-    Returns:
-        ``(Q,)`` bool.
-
-    >>> tol = Tolerance(atol=1e-3, rtol=0.0, reason="")
-    >>> tf_ids, tf_s = np.array([["a", "b", "c"]]), np.array([[3.0, 2.0, 2.0]])
-    >>> top_k_agreement(tf_ids, tf_s, np.array([["a", "c", "b"]]), tf_s, tol).tolist()  # a tie
-    [True]
-    >>> top_k_agreement(tf_ids, tf_s, np.array([["b", "a", "c"]]), tf_s, tol).tolist()  # not a tie
-    [False]
-    """
-    tf_ids, torch_ids = np.asarray(tf_ids, object), np.asarray(torch_ids, object)
-    tf_scores = np.asarray(tf_scores, np.float64)
-    torch_scores = np.asarray(torch_scores, np.float64)
-    if tf_ids.shape != torch_ids.shape or tf_ids.ndim != 2:
-        return np.zeros(len(tf_ids), dtype=bool)
-    out = np.all(tf_ids == torch_ids, axis=1)
-    k = tf_ids.shape[1]
-    for row in np.flatnonzero(~out):
-        scores = tf_scores[row]
-        start, agree = 0, True
-        while start < k and agree:
-            stop = start + 1
-            while stop < k and tolerance.allows(scores[stop - 1], scores[stop]):
-                stop += 1
-            want, got = set(tf_ids[row, start:stop]), set(torch_ids[row, start:stop])
-            if stop < k:
-                agree = want == got
-            else:  # the last group: extra ids must tie with the K-th score
-                agree = all(
-                    tolerance.allows(scores[k - 1], torch_scores[row, start + i])
-                    for i, ident in enumerate(torch_ids[row, start:stop])
-                    if ident not in want
-                )
-            start = stop
-        out[row] = agree
-    return out
-
-
-@dataclass(frozen=True)
-class ArrayComparison:
-    """TFRS vs torchrs on one array of outputs.
-
-    Attributes:
-        shape: of both arrays.
-        max_abs: ``max |torchrs - TFRS|`` and the TFRS / torchrs values where it occurs.
-        max_rel: ``max |torchrs - TFRS| / |TFRS|`` over values with ``|TFRS| > atol`` (smaller ones
-            are judged by ``atol`` alone) and the values where it occurs (NaN when there are none).
-        outside: how many values break ``atol + rtol * |TFRS|`` (NaN counts as outside).
-    """
-
-    shape: tuple[int, ...]
-    max_abs: tuple[float, float, float]
-    max_rel: tuple[float, float, float]
-    outside: int
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape))
-
-
-def compare_arrays(ref: np.ndarray, got: np.ndarray, tolerance: Tolerance) -> ArrayComparison:
-    """Element-wise comparison of ``got`` (torchrs) with ``ref`` (TFRS) under ``tolerance``.
-
-    >>> c = compare_arrays(np.array([1.0, 100.0]), np.array([1.5, 101.0]), Tolerance(0.1, 0.0, ""))
-    >>> c.max_abs, c.max_rel, c.outside
-    ((1.0, 100.0, 101.0), (0.5, 1.0, 1.5), 2)
-    """
-    ref = np.asarray(ref, np.float64)
-    got = np.asarray(got, np.float64)
-    diff = np.abs(got - ref)
-    diff = np.where(np.isnan(diff), np.inf, diff)
-    outside = int(np.sum(diff > tolerance.atol + tolerance.rtol * np.abs(ref)))
-    nan = (float("nan"),) * 3
-    if ref.size == 0:
-        return ArrayComparison(ref.shape, (0.0, nan[0], nan[0]), nan, 0)
-    worst = np.unravel_index(int(np.argmax(diff)), ref.shape)
-    max_abs = (float(diff[worst]), float(ref[worst]), float(got[worst]))
-    judged = np.abs(ref) > tolerance.atol
-    max_rel = nan
-    if np.any(judged):
-        rel = np.where(judged, diff / np.where(judged, np.abs(ref), 1.0), -1.0)
-        at = np.unravel_index(int(np.argmax(rel)), ref.shape)
-        max_rel = (float(rel[at]), float(ref[at]), float(got[at]))
-    return ArrayComparison(ref.shape, max_abs, max_rel, outside)
-
-
-def _array_checks(part: str, what: str, c: ArrayComparison, tol: Tolerance) -> list[Check]:
-    """Three report rows: the largest absolute and relative differences, and the count within tolerance."""
-    bound = f"{tol.describe()}·|TFRS|" if tol.rtol else tol.describe()
-    shape = "x".join(str(d) for d in c.shape)
-    diff, ref_abs, got_abs = c.max_abs
-    rel, ref_rel, got_rel = c.max_rel
-    return [
-        Check(
-            part,
-            f"{what} ({shape}): max |difference|",
-            ref_abs,
-            got_abs,
-            diff,
-            bound,
-            bool(np.isfinite(diff) and diff <= tol.atol + tol.rtol * abs(ref_abs)) or c.size == 0,
-            tol.reason,
-        ),
-        Check(
-            part,
-            f"{what} ({shape}): max relative difference (|TFRS| > atol)",
-            ref_rel,
-            got_rel,
-            rel,
-            bound,
-            bool(np.isnan(rel) or abs(got_rel - ref_rel) <= tol.atol + tol.rtol * abs(ref_rel)),
-            tol.reason,
-        ),
-        Check(
-            part,
-            f"{what} ({shape}): values within {bound}",
-            float(c.size),
-            float(c.size - c.outside),
-            float(c.outside),
-            "all",
-            c.outside == 0,
-            tol.reason,
-        ),
-    ]
 
 
 # ------------------------------------------------------------------------------------------------ the models
@@ -300,8 +172,13 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def load_torchrs(directory: str) -> tuple[nn.Module, dict[str, Any]]:
-    """``torchrs.load(directory)`` and its ``torchrs.json``; usage errors as :class:`ValidationError`."""
+def load_torchrs(directory: str, *, weights: bool = False) -> tuple[Any, dict[str, Any]]:
+    """``torchrs.load(directory)`` and its ``torchrs.json``; usage errors as :class:`ValidationError`.
+
+    Args:
+        directory: the converter's output.
+        weights: accept a converted TF checkpoint (``model_kind == "weights"``: a dict of tensors).
+    """
     import torchrs
 
     root = Path(directory)
@@ -322,10 +199,11 @@ def load_torchrs(directory: str) -> tuple[nn.Module, dict[str, Any]]:
         raise ValidationError(
             f"{config_file} is not valid JSON ({err}); re-run the converter."
         ) from None
-    if meta.get("model_kind") == "weights":
+    if meta.get("model_kind") == "weights" and not weights:
         raise ValidationError(
             f"TORCHRS_DIR {directory!r} is a converted TF checkpoint: weights without the computation. "
-            "validate needs a converted SavedModel or .keras archive (an index, a tower, a tfrs.Model)."
+            "Compare it with the checkpoint it came from (python -m parity validate CHECKPOINT "
+            "TORCHRS_DIR), or convert the SavedModel / .keras archive to compare outputs."
         )
     try:
         module = torchrs.load(root)
@@ -336,21 +214,31 @@ def load_torchrs(directory: str) -> tuple[nn.Module, dict[str, Any]]:
     return module, meta
 
 
-def load_tf(path: str) -> tuple[Any, str]:
-    """The TF model: ``tf.saved_model.load`` for SavedModels, ``tf.keras.models.load_model`` for ``.keras``."""
+def detect_tf(path: str) -> Any:
+    """What ``TF_MODEL_DIR`` is, as the converter recognises it (its ``SourceFormat``)."""
     from converters.tfrs_to_torch.errors import ConversionError
-    from converters.tfrs_to_torch.formats import CHECKPOINT, KERAS_ARCHIVE, detect_format
-    from parity._tf import import_tf
+    from converters.tfrs_to_torch.formats import detect_format
 
     try:
-        fmt = detect_format(path)
+        return detect_format(path)
     except ConversionError as err:
         raise ValidationError(str(err).replace("MODEL_DIR", "TF_MODEL_DIR", 1)) from None
+
+
+def load_tf(path: str) -> tuple[Any, str]:
+    """The TF model: ``tf.saved_model.load`` for SavedModels, ``tf.keras.models.load_model`` for ``.keras``.
+
+    A TF checkpoint has nothing to run: :func:`validate` compares its weights instead
+    (:mod:`parity.validate_checkpoint`).
+    """
+    from converters.tfrs_to_torch.formats import CHECKPOINT, KERAS_ARCHIVE
+    from parity._tf import import_tf
+
+    fmt = detect_tf(path)
     if fmt.kind == CHECKPOINT:
         raise ValidationError(
-            f"TF_MODEL_DIR {path!r} is a TF checkpoint: weights only, nothing TensorFlow can run. Pass "
-            "the model as a SavedModel (tf.saved_model.save / model.save(dir, save_format='tf')) or a "
-            ".keras archive."
+            f"TF_MODEL_DIR {path!r} is a TF checkpoint: weights only, nothing TensorFlow can run; "
+            "its weights are compared by parity.validate_checkpoint."
         )
     tf, _ = import_tf()
     try:
@@ -587,66 +475,51 @@ def torch_vocabulary(first: Any) -> list[Any] | None:
     return [_as_token(t) for t in first.get_vocabulary(include_special_tokens=False)]
 
 
-def _unknown(vocabulary: Sequence[Any], kind: str) -> Any:
-    if kind == "int":
-        return max((int(t) for t in vocabulary), default=0) + 1
-    token = UNKNOWN_TOKEN.encode()
-    known = set(vocabulary)
-    while token in known:
-        token += b"#"
-    return token
-
-
-def sample_inputs(part: Part, n: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
-    """``n`` inputs for ``part`` drawn from what its first layer accepts, and a description of them."""
+def input_field(part: Part) -> InputField:
+    """What the model knows about a part's input: the vocabulary of the lookup it starts with (read
+    from the TF model), a Discretization's boundaries, a Normalization's statistics, an Embedding's
+    rows."""
     spec = part.input_spec
-    dims = [d if d is not None else DEFAULT_SEQUENCE_LENGTH for d in spec.shape[1:]]
-    shape = (n, *dims)
     tower_spec, tf_tower, torch_tower = _tower_of(part)
     first_spec, first = _first_layer(tower_spec, torch_tower)
     cls = first_spec["class_name"] if first_spec else None
-    if cls in _LOOKUPS and spec.kind in ("string", "int"):
-        vocab = tf_vocabulary(tf_tower, spec.kind) or torch_vocabulary(first) or []
-        unknown = _unknown(vocab, "int" if cls == "IntegerLookup" else "string")
-        if cls == "TextVectorization":
-            words = [t for t in vocab if t] or [b"word"]
-            lengths = rng.integers(1, 6, size=int(np.prod(shape)))
-            texts = [b" ".join(rng.choice(np.array(words, object), size=int(m))) for m in lengths]
-            texts[0], texts[-1] = unknown, b""
-            return np.array(texts, object).reshape(shape), (
-                f"{n} texts of 1-5 vocabulary words, one unknown word, one empty text"
-            )
-        pool = np.array([*vocab, unknown], dtype=object)
-        if len(dims) == 0 and len(vocab) < n:
-            values = pool
-            what = f"all {len(vocab)} vocabulary tokens + 1 unknown"
-        elif len(dims) == 0:
-            values = np.array(
-                [*rng.choice(np.array(vocab, object), n - 1, replace=False), unknown], object
-            )
-            what = f"{n - 1} vocabulary tokens drawn without replacement + 1 unknown"
-        else:
-            values = rng.choice(pool, size=shape)
-            what = f"{shape} tokens drawn from {len(vocab)} vocabulary tokens + 1 unknown"
-        return (values if spec.kind == "string" else values.astype(np.int64)), what
     layer = first_spec or {}
-    if spec.kind == "string":
-        numbers = rng.integers(0, 10 * n, size=int(np.prod(shape)))
-        strings = np.array([f"sample-{i}".encode() for i in numbers], object).reshape(shape)
-        return strings, f"{n} arbitrary strings"
+    vocabulary = None
+    if cls in _LOOKUPS and spec.kind in ("string", "int"):
+        vocabulary = tf_vocabulary(tf_tower, spec.kind) or torch_vocabulary(first) or []
+    int_high = None
     if spec.kind == "int":
         rows = layer.get("shapes", {}).get("weight") if cls == "Embedding" else None
-        high = int(rows[0]) if rows else ARBITRARY_INT_RANGE
-        return rng.integers(0, high, size=shape).astype(np.int64), f"{n} integers in [0, {high})"
+        int_high = int(rows[0]) if rows else ARBITRARY_INT_RANGE
+    boundaries = None
     if cls == "Discretization":
-        bounds = np.asarray(layer.get("config", {}).get("bin_boundaries") or [0.0], np.float64)
-        lowest, highest = float(bounds.min()) - 1.0, float(bounds.max()) + 1.0
-        floats = rng.uniform(lowest, highest, size=shape)
-        flat = floats.reshape(-1)
-        flat[: min(len(bounds), flat.size)] = bounds[: flat.size]  # the boundaries themselves
-        what = f"{n} floats in [{lowest:g}, {highest:g}] incl. every bin boundary"
-        return floats.astype(np.float32), what
-    return rng.standard_normal(shape).astype(np.float32), f"{n} standard normal float vectors"
+        boundaries = layer.get("config", {}).get("bin_boundaries") or [0.0]
+    mean, variance = normalization_statistics(first if cls == "Normalization" else None)
+    return InputField(
+        part.input_name,
+        {"string": "string", "int": "int64", "float": "float32"}[spec.kind],
+        (None, *spec.shape[1:]),  # the batch is --num-samples
+        vocabulary=vocabulary or None,
+        text=cls == "TextVectorization",
+        int_high=int_high,
+        boundaries=boundaries,
+        mean=mean,
+        variance=variance,
+        arbitrary=True,
+    )
+
+
+def sample_inputs(part: Part, n: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """``n`` inputs for ``part`` (the shared engine's :func:`sample_input` of its :func:`input_field`;
+    a 1-D lookup input whose vocabulary is smaller gets each token once) and their description."""
+    sample = sample_input(
+        input_field(part), n, rng, open_axis=DEFAULT_SEQUENCE_LENGTH, fit_vocabulary=True
+    )
+    if sample is None:  # arbitrary=True: every field gets values
+        raise ValidationError(
+            f"No inputs can be sampled for {part.name!r}; pass them with --inputs."
+        )
+    return sample.values, sample.description
 
 
 def read_inputs_file(path: str, parts: Sequence[Part]) -> dict[str, Any]:
@@ -731,18 +604,6 @@ def _torch_inputs(values: np.ndarray) -> Any:
     return torch.from_numpy(np.ascontiguousarray(values))
 
 
-def _ids(values: Any) -> np.ndarray:
-    array = np.asarray(
-        values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else values
-    )
-    if array.dtype == object or array.dtype.kind in "SU":
-        return np.vectorize(
-            lambda v: v.decode("utf-8", "surrogateescape") if isinstance(v, bytes) else str(v),
-            otypes=[object],
-        )(array)
-    return array.astype(np.int64).astype(object)
-
-
 def _call_tf(part: Part, obj: Any, values: np.ndarray) -> Any:
     from parity._tf import import_tf
 
@@ -769,25 +630,15 @@ def _call_torch(part: Part, module: Any, values: np.ndarray, **kwargs: Any) -> A
         ) from None
 
 
-def _numpy(value: Any) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
-    if hasattr(value, "numpy"):
-        return np.asarray(value.numpy())
-    return np.asarray(value)
-
-
-def _output_check(part: Part, what: str, ref: Any, got: Any, tol: Tolerance) -> ArrayComparison:
-    ref, got = _numpy(ref), _numpy(got)
-    if ref.shape != got.shape:
+def _output_check(part: Part, what: str, ref: Any, got: Any, tol: Tolerance) -> None:
+    c = compare_output(what, ref, got, tol)
+    if c.shapes[0] != c.shapes[1]:
         raise ValidationError(
             f"TF_MODEL_DIR and TORCHRS_DIR hold different models: {part.name} {what} have shape "
-            f"{ref.shape} in TF and {got.shape} in torchrs."
+            f"{c.shapes[0]} in TF and {c.shapes[1]} in torchrs."
         )
-    comparison = compare_arrays(ref, got, tol)
-    part.checks += _array_checks(part.name, what, comparison, tol)
-    part.figures[what] = asdict(comparison)
-    return comparison
+    part.checks += c.rows(part.name, tol)
+    part.figures[what] = asdict(c.floats) if c.floats is not None else {"mismatched": c.mismatched}
 
 
 def _vocabulary_check(part: Part) -> None:
@@ -823,16 +674,16 @@ def validate_index(part: Part, k: int | None, tol: Tolerance, agreement: Agreeme
     values = part.inputs
     assert values is not None
     tf_scores, tf_ids = _call_tf(part, part.tf_obj, values)
-    exported_k = int(_numpy(tf_scores).shape[1])  # the index answers the k it was exported with
+    exported_k = int(to_numpy(tf_scores).shape[1])  # the index answers the k it was exported with
     if k is not None and k > exported_k:
         raise ValidationError(
             f"--k {k}: the TF index was exported with k={exported_k} and answers no more; pass --k "
             f"{exported_k} or less."
         )
     k = exported_k if k is None else k
-    tf_scores, tf_ids = _numpy(tf_scores)[:, :k], _ids(_numpy(tf_ids)[:, :k])
+    tf_scores, tf_ids = to_numpy(tf_scores)[:, :k], to_numpy(tf_ids)[:, :k]
     torch_scores, torch_ids = _call_torch(part, part.torch_module, values, k=k)
-    torch_scores, torch_ids = _numpy(torch_scores), _ids(torch_ids)
+    torch_scores = to_numpy(torch_scores)
     _vocabulary_check(part)
     tf_query = _tf_attr(part.tf_obj, "query_model", "_query_model")
     torch_query = getattr(part.torch_module, "query_model", None)
@@ -844,22 +695,16 @@ def validate_index(part: Part, k: int | None, tol: Tolerance, agreement: Agreeme
             _call_torch(part, torch_query, values),
             tol,
         )
-    _output_check(part, f"top-{k} scores", tf_scores, torch_scores, tol)
-    agree = top_k_agreement(tf_ids, tf_scores, torch_ids, torch_scores, tol)
-    identical = np.all(tf_ids == torch_ids, axis=1)
-    fraction = float(np.mean(agree))
-    part.checks.append(
-        Check(
-            part.name,
-            f"top-{k} ids: fraction of {len(agree)} queries agreeing (ties aside)",
-            1.0,
-            fraction,
-            1.0 - fraction,
-            agreement.describe(),
-            agreement.allows(fraction),
-            agreement.reason,
+    if tf_scores.shape != torch_scores.shape:
+        raise ValidationError(
+            f"TF_MODEL_DIR and TORCHRS_DIR hold different models: {part.name} top-{k} scores have "
+            f"shape {tf_scores.shape} in TF and {torch_scores.shape} in torchrs."
         )
-    )
+    c = compare_index(tf_scores, tf_ids, torch_scores, torch_ids, tol)
+    part.checks += index_rows(part.name, c, tol, agreement, ties_aside=True)
+    part.figures[f"top-{k} scores"] = asdict(c.scores)
+    agree, identical, fraction = c.agreeing, c.identical, float(np.mean(c.agreeing))
+    tf_ids, torch_ids = as_identifiers(tf_ids), as_identifiers(torch_ids)
     queries = _json_inputs(values)
     part.figures["top_k"] = {
         "k": k,
@@ -902,14 +747,19 @@ class ValidationResult:
     parts: list[Part]
     tolerance: Tolerance
     agreement: Agreement
+    weight_checks: list[Check] = field(default_factory=list)
+    compared: str = ""
+    not_compared: tuple[str, ...] = ()
+    incomplete: tuple[str, ...] = ()
 
     @property
     def checks(self) -> list[Check]:
-        return [c for p in self.parts for c in p.checks]
+        return [c for p in self.parts for c in p.checks] + self.weight_checks
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
+        """Every check passes and the conversion skipped nothing (an incomplete one never passes)."""
+        return not self.incomplete and all(c.passed for c in self.checks)
 
     def figures(self) -> dict[str, Any]:
         return {
@@ -919,6 +769,9 @@ class ValidationResult:
             "torchrs_dir": self.torchrs_dir,
             "model_kind": self.model_kind,
             "passed": self.passed,
+            "incomplete": list(self.incomplete),
+            "compared": self.compared,
+            "not_compared": list(self.not_compared),
             "tolerance": asdict(self.tolerance),
             "top_k_agreement": asdict(self.agreement),
             "parts": {
@@ -933,6 +786,7 @@ class ValidationResult:
                 }
                 for p in self.parts
             },
+            **({"weights": [asdict(c) for c in self.weight_checks]} if self.weight_checks else {}),
         }
 
     def inputs_json(self) -> dict[str, Any]:
@@ -953,7 +807,8 @@ def validate(
     """Runs a TF model and its torchrs conversion on the same inputs and checks they agree.
 
     Args:
-        tf_model_dir: SavedModel directory or ``.keras`` archive.
+        tf_model_dir: SavedModel directory, ``.keras`` archive or TF checkpoint (prefix or directory:
+            its weights are compared, see :mod:`parity.validate_checkpoint`).
         torchrs_dir: the converter's output directory.
         inputs_file: JSON inputs (see the module docstring); parts it does not name are sampled.
         k: top-K of an index (default: the K it was exported with; at most that).
@@ -963,7 +818,8 @@ def validate(
         agreement: least fraction of queries whose top-K must agree.
 
     Returns:
-        The :class:`ValidationResult`.
+        The :class:`ValidationResult` (``incomplete`` lists what a ``--no-strict`` conversion skipped;
+        such a result never passes).
 
     Raises:
         ValidationError: bad paths or inputs, or two different models.
@@ -972,10 +828,16 @@ def validate(
         raise ValidationError(f"--num-samples must be at least 1 (got {num_samples}).")
     if k is not None and k < 1:
         raise ValidationError(f"--k must be at least 1 (got {k}).")
-    if not os.path.exists(tf_model_dir):
+    if not os.path.exists(tf_model_dir) and not os.path.exists(f"{tf_model_dir}.index"):
         raise ValidationError(
             f"TF_MODEL_DIR {tf_model_dir!r} does not exist. Pass the directory given to "
-            "tf.saved_model.save / model.save, or a .keras file."
+            "tf.saved_model.save / model.save, a .keras file, or a checkpoint prefix (e.g. ckpt/ckpt-3)."
+        )
+    incomplete = skipped_layers(torchrs_dir)
+    fmt = detect_tf(tf_model_dir)
+    if fmt.kind == CHECKPOINT:
+        return _validate_checkpoint(
+            tf_model_dir, fmt, torchrs_dir, incomplete, tolerance, agreement
         )
     module, meta = load_torchrs(torchrs_dir)
     tf_model, tf_format = load_tf(tf_model_dir)
@@ -1002,12 +864,85 @@ def validate(
         parts,
         tolerance,
         agreement,
+        compared="outputs of every part on the same inputs (sampled or --inputs)",
+        incomplete=incomplete,
     )
+
+
+def _validate_checkpoint(
+    path: str,
+    fmt: Any,
+    torchrs_dir: str,
+    incomplete: tuple[str, ...],
+    tolerance: Tolerance,
+    agreement: Agreement,
+) -> ValidationResult:
+    from parity.validate_checkpoint import validate_checkpoint
+
+    module, meta = load_torchrs(torchrs_dir, weights=True)
+    try:
+        found = validate_checkpoint(path, fmt, torchrs_dir, meta, module)
+    except ValidationError:
+        raise
+    except Exception as err:  # an unreadable checkpoint: TF's own error, on one line
+        raise ValidationError(
+            f"Cannot compare the TF checkpoint {path!r}: {_first_line(err)}"
+        ) from None
+    return ValidationResult(
+        path,
+        fmt.kind,
+        torchrs_dir,
+        str(meta.get("model_kind")),
+        [],
+        tolerance,
+        agreement,
+        weight_checks=found.checks,
+        compared=found.compared,
+        not_compared=found.not_compared,
+        incomplete=incomplete,
+    )
+
+
+def skipped_layers(torchrs_dir: str) -> tuple[str, ...]:
+    """What a ``--no-strict`` conversion left out: the layers ``report.json`` lists as unsupported, with why.
+
+    Without a readable ``report.json`` (the converter always writes one), ``torchrs.json``'s summary
+    count of unsupported entries stands in. ``()`` for a complete conversion.
+    """
+    root = Path(torchrs_dir)
+    try:
+        report = json.loads((root / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        report = None
+    if isinstance(report, dict) and isinstance(report.get("entries"), list):
+        out = []
+        for entry in report["entries"]:
+            if isinstance(entry, dict) and entry.get("status") == "unsupported":
+                why = entry.get("reason")
+                out.append(f"{entry.get('source')}" + (f" ({why})" if why else ""))
+        return tuple(out)
+    try:
+        summary = json.loads((root / "torchrs.json").read_text(encoding="utf-8")).get("summary")
+        count = int(summary.get("unsupported", 0)) if isinstance(summary, dict) else 0
+    except (OSError, ValueError, AttributeError, TypeError):
+        return ()
+    return (f"{count} unsupported entries (torchrs.json; report.json is missing)",) if count else ()
 
 
 # ------------------------------------------------------------------------------------------------ report / CLI
 def _markdown_sections(result: ValidationResult) -> list[str]:
-    lines = ["## Inputs", ""]
+    lines: list[str] = []
+    if result.incomplete:
+        lines += ["## INCOMPLETE: the conversion skipped layers", ""]
+        lines += [f"- {item}" for item in result.incomplete]
+        lines += ["", "A conversion that skipped anything (--no-strict) never passes.", ""]
+    if result.compared:
+        lines += ["## What was compared", "", f"- compared: {result.compared}"]
+        lines += [f"- not compared: {item}" for item in result.not_compared]
+        lines.append("")
+    if not result.parts:
+        return lines
+    lines += ["## Inputs", ""]
     for p in result.parts:
         shape = "x".join(str(d) for d in p.inputs.shape) if p.inputs is not None else "-"
         lines.append(f"- **{p.name}** (`{p.input_name}`, {shape}): {p.input_source}")
@@ -1030,7 +965,9 @@ def _markdown_sections(result: ValidationResult) -> list[str]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``validate`` subcommand's arguments."""
     parser.add_argument(
-        "tf_model_dir", metavar="TF_MODEL_DIR", help="SavedModel directory or .keras file"
+        "tf_model_dir",
+        metavar="TF_MODEL_DIR",
+        help="SavedModel directory, .keras file, or TF checkpoint (prefix or directory)",
     )
     parser.add_argument(
         "torchrs_dir", metavar="TORCHRS_DIR", help="python -m converters.tfrs_to_torch output"
@@ -1081,6 +1018,11 @@ def run(args: argparse.Namespace) -> int:
             tolerance=tolerance,
         )
     except ValidationError as err:
+        skipped = skipped_layers(args.torchrs_dir)
+        if skipped:  # e.g. the parts the conversion kept no longer match the TF model
+            print(f"parity: error: {err}", file=sys.stderr)
+            print(_incomplete_line(skipped, None), file=sys.stderr)
+            return EXIT_INCOMPLETE
         print(f"parity: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     out = Path(args.report)
@@ -1096,16 +1038,33 @@ def run(args: argparse.Namespace) -> int:
         figures=result.figures(),
     )
     (out / "inputs.json").write_text(json.dumps(result.inputs_json(), indent=1) + "\n")
+    if result.not_compared:
+        print(f"compared: {result.compared}")
+        print("\n".join(f"not compared: {item}" for item in result.not_compared) + "\n")
     print(report.console_checks(result.checks))
     failed = [c for c in result.checks if not c.passed]
+    if result.incomplete:
+        print(f"\n{_incomplete_line(result.incomplete, len(failed))} Report: {path}")
+        return EXIT_INCOMPLETE
     print(f"\n{'FAIL' if failed else 'PASS'}: {len(failed)} failed check(s). Report: {path}")
     return EXIT_FAILED if failed else 0
+
+
+def _incomplete_line(skipped: Sequence[str], failed: int | None) -> str:
+    """The verdict of a conversion that skipped layers: never PASS."""
+    checks = f" {failed} failed check(s) among what was converted." if failed is not None else ""
+    return (
+        f"INCOMPLETE: the conversion skipped {len(skipped)} layer(s): {'; '.join(skipped)}. "
+        "Support them (or convert the model as a translated graph) and convert again without "
+        f"--no-strict.{checks}"
+    )
 
 
 __all__ = [
     "DEFAULT_TOLERANCE",
     "TOP_K_AGREEMENT",
     "ArrayComparison",
+    "Check",
     "ValidationError",
     "ValidationResult",
     "compare_arrays",

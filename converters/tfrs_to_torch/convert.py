@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from converters.tfrs_to_torch import formats, planning, safety, verify, writer
+from converters.tfrs_to_torch.compare import CONVERTER_TOLERANCE
 from converters.tfrs_to_torch.errors import (
     ConversionError,
     TensorFlowNotInstalledError,
@@ -21,9 +22,9 @@ from converters.tfrs_to_torch.plan import Plan, Status
 from converters.tfrs_to_torch.tf_env import versions
 from torchrs.io.spec import CheckpointSpec, ModelKind
 
-# Largest TF-vs-torch difference a verified conversion accepts: float32 matmuls summed in another
-# order differ by a few ulps (~1e-7 here); a wrong config (mask, activation) differs by >= 1e-3.
-VERIFY_TOLERANCE = 1e-5
+# What a verified conversion accepts between TF and torchrs (the comparison engine's record, shared
+# with translated graphs): |torchrs - TF| <= 1e-6 + 1e-5 * |TF|; top-K ids identical.
+VERIFY_TOLERANCE = CONVERTER_TOLERANCE
 # Inside the scratch directory: the default directory of Python's tempfile during a conversion.
 TEMP_FILES_DIR = "tmp"
 
@@ -182,10 +183,11 @@ def convert(
             _write_records(target.path, config, plan, forward, safety_record)
             if run_verify:  # torchrs.load reads the directory just written
                 nonfinite_ok = allow_nonfinite and bool(record.nonfinite)  # a NaN never passes
-                diffs, forward = _forward_check(target.path, plan, nonfinite_ok)
+                comparison, forward = _forward_check(target.path, plan, nonfinite_ok)
+                diffs = comparison.max_abs_diff if comparison is not None else {}
                 if diffs:
                     summary["max_abs_diff"] = diffs
-                _write_records(target.path, config, plan, forward, safety_record)
+                _write_records(target.path, config, plan, forward, safety_record, comparison)
         shutil.rmtree(scratch)  # inside the directory about to become --out
         target.commit()
     except BaseException:
@@ -217,20 +219,23 @@ def _write_records(
     plan: Plan,
     forward: ForwardCheck,
     safety_record: dict[str, Any],
+    comparison: verify.ForwardComparison | None = None,
 ) -> None:
     """``torchrs.json`` and ``report.json``, both saying what became of the forward comparison;
-    ``report.json`` also what the safety checks found (non-finite weights, --trust-model)."""
+    ``report.json`` also what the safety checks found (non-finite weights, --trust-model) and the
+    comparison's rows (the engine's ``Check`` records, as ``parity validate`` reports them)."""
     config["summary"]["forward_check"] = forward.value
     writer.write_json(directory / writer.CONFIG_FILE, config)
-    writer.write_json(
-        directory / writer.REPORT_FILE,
-        {
-            "conversion": "structured",  # layer by layer into torchrs layers (not a translated graph)
-            "entries": [e.as_json() for e in plan.report],
-            "forward_check": forward.value,
-            "safety": safety_record,
-        },
-    )
+    record: dict[str, Any] = {
+        "conversion": "structured",  # layer by layer into torchrs layers (not a translated graph)
+        "entries": [e.as_json() for e in plan.report],
+        "forward_check": forward.value,
+        "safety": safety_record,
+    }
+    if comparison is not None:
+        record["tolerance"] = asdict(comparison.tolerance)
+        record["comparison"] = [asdict(row) for row in comparison.rows]
+    writer.write_json(directory / writer.REPORT_FILE, record)
 
 
 def _tensor_check(weights_file: Path, plan: Plan) -> int:
@@ -247,7 +252,7 @@ def _tensor_check(weights_file: Path, plan: Plan) -> int:
 
 def _forward_check(
     out_dir: Path, plan: Plan, nonfinite_ok: bool = False
-) -> tuple[dict[str, float], ForwardCheck]:
+) -> tuple[verify.ForwardComparison | None, ForwardCheck]:
     """Checks 2 and 3: ``torchrs.load`` rebuilds the written directory, then TF and torchrs agree on samples.
 
     Only a missing TensorFlow skips the comparison (the caller records it); any other failure raises.
@@ -255,27 +260,32 @@ def _forward_check(
     Raises:
         VerificationError: the module cannot be built, the TF side or the torch side fails on the samples,
             or they differ by more than ``VERIFY_TOLERANCE`` (top-K ids: by any id).
+            A NaN on one side only never passes; with ``nonfinite_ok`` (NaN source weights allowed)
+            it is noted as not verified instead.
     """
     try:
         module = verify.build_module(out_dir)
     except Exception as err:
         raise VerificationError(VerificationCheck.BUILD, _describe(err)) from err
     try:
-        diffs = verify.forward_differences(module, plan)
+        comparison = verify.forward_comparison(module, plan, VERIFY_TOLERANCE)
     except TensorFlowNotInstalledError:
         plan.notes.append(f"forward check skipped: {ForwardCheck.SKIPPED_NO_TENSORFLOW.value}")
-        return {}, ForwardCheck.SKIPPED_NO_TENSORFLOW
+        return None, ForwardCheck.SKIPPED_NO_TENSORFLOW
     except Exception as err:
         raise VerificationError(VerificationCheck.FORWARD, _describe(err)) from err
-    bad = safety.verification_failures(diffs, VERIFY_TOLERANCE, nonfinite_ok, plan.notes)
+    # Each part's excess over the tolerance must be 0 (NaN: a NaN on one side only).
+    bad = safety.verification_failures(comparison.excess, 0.0, nonfinite_ok, plan.notes)
     if bad:
         raise VerificationError(
             VerificationCheck.FORWARD,
-            f"the converted model differs from TF on sample inputs ({bad}). A tf.saved_model.save "
+            f"the converted model differs from TF on sample inputs (excess over "
+            f"{VERIFY_TOLERANCE.describe()} / differing ids: {bad}). A tf.saved_model.save "
             "export does not store layer configs (lookup mask/OOV settings, activations); re-export "
             "with model.save(dir, save_format='tf') or model.save('model.keras')",
         )
-    return diffs, ForwardCheck.COMPARED if diffs else ForwardCheck.NOTHING_TO_COMPARE
+    compared = ForwardCheck.COMPARED if comparison.excess else ForwardCheck.NOTHING_TO_COMPARE
+    return comparison, compared
 
 
 def _describe(err: BaseException) -> str:

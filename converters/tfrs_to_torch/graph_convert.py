@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,14 @@ import numpy as np
 import torch
 
 from converters.tfrs_to_torch import writer
+from converters.tfrs_to_torch.compare import (
+    CONVERTER_TOLERANCE,
+    Check,
+    InputField,
+    OutputComparison,
+    compare_output,
+    sample_input,
+)
 from converters.tfrs_to_torch.errors import ConversionError
 from converters.tfrs_to_torch.graph_translate import (
     Translation,
@@ -33,15 +42,16 @@ from torchrs.io.spec import FORMAT_VERSION
 
 __all__ = ["FLOAT_ATOL", "FLOAT_RTOL", "GraphConversion", "convert_graph", "emit_python"]
 
-#: Float outputs must agree with TF to this relative tolerance: the same float32 ops, summed in
-#: another order by another BLAS (a few ulps); the issue's bar is 1e-5 relative.
-FLOAT_RTOL = 1e-5
-#: ... plus this absolute floor for outputs near zero (where relative error is meaningless).
-FLOAT_ATOL = 1e-6
-#: Rows of sampled inputs per signature in the verification.
+#: The comparison engine's record shared with the layer-by-layer verification: rtol 1e-5 (the same
+#: float32 ops summed in another order: a few ulps), atol 1e-6 for outputs near zero.
+TOLERANCE = CONVERTER_TOLERANCE
+FLOAT_RTOL = TOLERANCE.rtol
+FLOAT_ATOL = TOLERANCE.atol
+#: Rows of sampled inputs per signature in the verification (and the length of any open axis).
 SAMPLE_ROWS = 16
-#: A token no vocabulary holds: checks the OOV path of every lookup.
-UNKNOWN_TOKEN = b"\x00torchrs-unknown-token"
+#: Integer inputs no table reads are drawn from [0, this): small enough to index any embedding
+#: table the signature gathers from directly.
+ARBITRARY_INT_HIGH = 10
 
 
 class GraphConversion(dict):  # type: ignore[type-arg]
@@ -63,71 +73,55 @@ def _table_keys_for(
     return out
 
 
+def input_fields(
+    graph: Graph, tables: Mapping[str, tuple[np.ndarray, np.ndarray]]
+) -> list[InputField]:
+    """What the export knows about each signature input: the keys of a table it is looked up in."""
+    vocab = _table_keys_for(graph, tables)
+    return [
+        InputField(
+            spec.name,
+            spec.dtype,
+            tuple(spec.shape) if spec.shape else (None,),
+            vocabulary=vocab[index].tolist() if index in vocab and len(vocab[index]) else None,
+            int_high=ARBITRARY_INT_HIGH,
+            arbitrary=True,
+        )
+        for index, spec in enumerate(graph.inputs)
+    ]
+
+
 def sample_inputs(
     graph: Graph, tables: Mapping[str, tuple[np.ndarray, np.ndarray]], seed: int = 0
 ) -> dict[str, np.ndarray]:
-    """Inputs for every signature input: vocabulary tokens plus an unknown one, or random values."""
+    """Inputs for every signature input (the shared engine's
+    :func:`~converters.tfrs_to_torch.compare.sample_input`): table keys plus an unknown one and the
+    empty string, or random values."""
     rng = np.random.default_rng(seed)
-    vocab = _table_keys_for(graph, tables)
     out: dict[str, np.ndarray] = {}
-    for index, spec in enumerate(graph.inputs):
-        shape = tuple(SAMPLE_ROWS if d is None else d for d in (spec.shape or (SAMPLE_ROWS,)))
-        n = int(np.prod(shape))
-        if index in vocab and len(vocab[index]):
-            keys = vocab[index]
-            picked = keys[rng.integers(0, len(keys), n)]
-            if spec.dtype == "string":
-                picked = picked.astype(object)
-                picked[0] = UNKNOWN_TOKEN
-                picked[1 % n] = b""  # the empty string: a mask token, or OOV
-            else:
-                picked = picked.copy()
-                picked[0] = int(keys.max()) + 12345
-            out[spec.name] = picked.reshape(shape)
-        elif spec.dtype == "string":
-            tokens = np.array(
-                [f"token {i}".encode() for i in rng.integers(0, 1000, n)], dtype=object
-            )
-            tokens[0] = b""  # empty text: no tokens after splitting (padding only)
-            out[spec.name] = tokens.reshape(shape)
-        elif spec.dtype in ("float32", "float64", "float16"):
-            out[spec.name] = rng.normal(size=shape).astype(spec.dtype)
-        elif spec.dtype == "bool":
-            out[spec.name] = rng.integers(0, 2, shape).astype(bool)
-        else:
-            out[spec.name] = rng.integers(0, 10, shape).astype(spec.dtype)
+    for field in input_fields(graph, tables):
+        sample = sample_input(field, SAMPLE_ROWS, rng, open_axis=SAMPLE_ROWS)
+        if sample is None:  # arbitrary=True: never
+            raise ConversionError(f"No sample inputs fit the signature input {field.name!r}.")
+        out[field.name] = sample.values
     return out
 
 
+def comparisons(
+    ref: Mapping[str, np.ndarray], got: Mapping[str, Any]
+) -> dict[str, OutputComparison]:
+    """Per output of a signature: the engine's comparison under :data:`TOLERANCE`."""
+    return {
+        name: compare_output(name, expected, got[name], TOLERANCE) for name, expected in ref.items()
+    }
+
+
 def compare_outputs(ref: Mapping[str, np.ndarray], got: Mapping[str, Any]) -> dict[str, float]:
-    """Per output: max relative excess over tolerance (floats) or mismatch count (ids). 0 = pass.
+    """Per output: excess over the tolerance (floats) or mismatch count (ids). 0 = pass.
 
     A NaN or Inf where the other side has a finite value (or a different non-finite value) fails.
     """
-    result: dict[str, float] = {}
-    for name, expected in ref.items():
-        value = got[name]
-        actual = (
-            value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
-        )
-        if actual.shape != expected.shape:
-            result[name] = float("inf")
-            continue
-        if expected.dtype.kind in "fc":
-            e = expected.astype(np.float64)
-            a = actual.astype(np.float64)
-            finite = np.isfinite(e) & np.isfinite(a)
-            same_nonfinite = (
-                (~np.isfinite(e)) & (~np.isfinite(a)) & ((e == a) | (np.isnan(e) & np.isnan(a)))
-            )
-            if not np.all(finite | same_nonfinite):
-                result[name] = float("inf")
-                continue
-            excess = np.abs(a - e)[finite] - (FLOAT_ATOL + FLOAT_RTOL * np.abs(e[finite]))
-            result[name] = float(max(0.0, excess.max())) if excess.size else 0.0
-        else:
-            result[name] = float(np.sum(np.asarray(actual != expected)))
-    return result
+    return {name: c.excess for name, c in comparisons(ref, got).items()}
 
 
 def _tf_outputs(
@@ -161,9 +155,13 @@ def _torch_outputs(signature: Signature, inputs: Mapping[str, np.ndarray]) -> di
 
 
 def verify(
-    out_dir: Path, export_dir: Path, translation: Translation
+    out_dir: Path, export_dir: Path, translation: Translation, rows: list[Check] | None = None
 ) -> dict[str, dict[str, float]]:
-    """Builds the written directory and compares every signature with TF; raises on a mismatch."""
+    """Builds the written directory and compares every signature with TF; raises on a mismatch.
+
+    Returns ``{signature: {output: excess over the tolerance or differing ids}}`` (0 = pass) and
+    appends the engine's report rows to ``rows`` when given.
+    """
     from safetensors.torch import load_file
 
     config = json.loads((out_dir / writer.CONFIG_FILE).read_text(encoding="utf-8"))
@@ -175,7 +173,10 @@ def verify(
         inputs = sample_inputs(graph, translation.tables)
         expected = _tf_outputs(loaded, key, graph, inputs)
         got = _torch_outputs(module.signatures[key], inputs)
-        report[key] = compare_outputs(expected, got)
+        compared = comparisons(expected, got)
+        report[key] = {name: c.excess for name, c in compared.items()}
+        if rows is not None:
+            rows += [r for name, c in compared.items() for r in c.rows(key, TOLERANCE, name)]
         bad = {k: v for k, v in report[key].items() if v > 0}
         if bad:
             raise ConversionError(
@@ -261,13 +262,19 @@ def convert_graph(
             {"source": path, "status": "converted", "target": f"tables.{path}"}
             for path in sorted(translation.tables)
         ]
-        writer.write_json(
-            target.path / writer.REPORT_FILE,
-            {"conversion": "graph", "entries": entries, "not_translated": translation.skipped},
-        )
+        record: dict[str, Any] = {
+            "conversion": "graph",
+            "entries": entries,
+            "not_translated": translation.skipped,
+        }
+        writer.write_json(target.path / writer.REPORT_FILE, record)
         if run_verify:
-            summary["verification"] = verify(target.path, export, translation)
+            rows: list[Check] = []
+            summary["verification"] = verify(target.path, export, translation, rows)
             summary["tolerance"] = {"rtol": FLOAT_RTOL, "atol": FLOAT_ATOL}
+            record["tolerance"] = asdict(TOLERANCE)
+            record["comparison"] = [asdict(row) for row in rows]
+            writer.write_json(target.path / writer.REPORT_FILE, record)
         else:
             summary["verification"] = "skipped (--no-verify)"
         writer.write_json(target.path / writer.CONFIG_FILE, config)

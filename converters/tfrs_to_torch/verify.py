@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from converters.tfrs_to_torch.compare import (
+    CONVERTER_TOLERANCE,
+    IDENTICAL_IDS,
+    Check,
+    InputField,
+    OutputComparison,
+    Tolerance,
+    compare_index,
+    compare_outputs,
+    index_rows,
+    normalization_statistics,
+    sample_input,
+    to_numpy,
+)
 from converters.tfrs_to_torch.errors import VerificationCheck, VerificationError
 from converters.tfrs_to_torch.plan import Plan
-from converters.tfrs_to_torch.safety.nonfinite import max_abs_difference
 from converters.tfrs_to_torch.writer import SAFETENSORS_DTYPES
 from torchrs.io.registry import is_index
 
@@ -125,7 +140,7 @@ def _check_tensor(written: _WrittenTensors, tensor: Any) -> None:
             )
 
 
-# Rows of the sample batch a tower is fed (its own sample values first, then random picks).
+# Rows of the sample batch a tower is fed (its own sample values and the probes first, then random picks).
 SAMPLE_BATCH = 8
 # Length given to an axis the traced signature leaves open (a sequence of any length).
 SAMPLE_OPEN_AXIS = 4
@@ -181,6 +196,28 @@ def _flat_refs(structure: Any) -> list[list[Any]]:
     return [ref for value in values for ref in _flat_refs(value)]
 
 
+def _field(
+    shape: list[int | None] | None, dtype: str, consumer: tuple[Any, ...], plan: Plan
+) -> InputField:
+    """What the model knows about one input: the reader's sample values for its first layer
+    (vocabulary tokens and an OOV probe, bin boundaries...), a Normalization's statistics, or an
+    Embedding's rows."""
+    from torch import nn
+
+    _spec, module, prefix = consumer
+    values = plan.samples.get(plan.sources.get(prefix, "\0")) if prefix is not None else None
+    mean, variance = normalization_statistics(module)
+    return InputField(
+        name=prefix or "input",
+        dtype=dtype,
+        shape=tuple(shape) if shape is not None else (None,),
+        vocabulary=values or None,
+        int_high=module.num_embeddings if isinstance(module, nn.Embedding) else None,
+        mean=mean,
+        variance=variance,
+    )
+
+
 def _sample(
     shape: list[int | None] | None,
     dtype: str,
@@ -188,43 +225,12 @@ def _sample(
     plan: Plan,
     rng: np.random.Generator,
 ) -> np.ndarray | None:
-    """A sample batch for one input: the reader's sample values for its first layer (vocabulary
-    tokens and an OOV probe, bin boundaries...), else floats drawn around a Normalization's
-    statistics (standard normal otherwise), else valid Embedding ids; None when none fits.
-    """
-    from torch import nn
-
-    _spec, module, prefix = consumer
-    dims = list(shape) if shape is not None else [None]
-    batch = dims[0] or SAMPLE_BATCH
-    inner = [d if d else SAMPLE_OPEN_AXIS for d in dims[1:]]
-    count = batch * int(np.prod(inner, dtype=np.int64))
-    values = plan.samples.get(plan.sources.get(prefix, "\0")) if prefix is not None else None
-    if values:
-        picks = list(range(len(values)))[:count]
-        picks += list(rng.integers(0, len(values), count - len(picks)))
-        if dtype == "string":
-            array = np.empty(count, dtype=object)
-            array[:] = [values[i] for i in picks]
-        else:
-            array = np.asarray([values[i] for i in picks], dtype=dtype)
-        return array.reshape(batch, *inner)
-    if dtype.startswith("float"):
-        x = rng.normal(size=(batch, *inner))
-        mean = getattr(module, "adapt_mean", None)
-        variance = getattr(module, "adapt_variance", None)
-        if mean is None and module is not None and getattr(module, "input_mean", None) is not None:
-            mean, variance = module.input_mean, module.input_variance
-        if mean is not None and variance is not None:
-            mean = np.asarray(mean.detach() if hasattr(mean, "detach") else mean, dtype=float)
-            var = np.asarray(
-                variance.detach() if hasattr(variance, "detach") else variance, dtype=float
-            )
-            x = mean + np.sqrt(var) * x
-        return x.astype(dtype)
-    if dtype.startswith("int") and isinstance(module, nn.Embedding):
-        return rng.integers(0, module.num_embeddings, (batch, *inner)).astype(dtype)
-    return None
+    """A sample batch for one input (:func:`~converters.tfrs_to_torch.compare.sample_input` of its
+    :func:`_field`); None when nothing is known of it."""
+    sample = sample_input(
+        _field(shape, dtype, consumer, plan), SAMPLE_BATCH, rng, open_axis=SAMPLE_OPEN_AXIS
+    )
+    return None if sample is None else sample.values
 
 
 def _tower_inputs(
@@ -268,16 +274,6 @@ def _call(module: Any, inputs: Any, **kwargs: Any) -> Any:
     return module(inputs, **kwargs)
 
 
-def _flatten_outputs(value: Any) -> list[np.ndarray]:
-    if isinstance(value, dict):
-        return [x for key in sorted(value) for x in _flatten_outputs(value[key])]
-    if isinstance(value, list | tuple):
-        return [x for item in value for x in _flatten_outputs(item)]
-    if hasattr(value, "detach"):
-        return [value.detach().cpu().numpy()]
-    return [np.asarray(value)]
-
-
 def build_module(out_dir: Path) -> Any:
     """The written directory rebuilt by ``torchrs.load``, as a user will load it."""
     import torchrs.io
@@ -285,23 +281,52 @@ def build_module(out_dir: Path) -> Any:
     return torchrs.io.load(out_dir)
 
 
-def forward_differences(module: Any, plan: Plan) -> dict[str, float]:
-    """Runs TF and the reloaded torchrs module on sample inputs; max |difference| per part.
+@dataclass(frozen=True)
+class ForwardComparison:
+    """TF against the reloaded torchrs module on sample inputs, part by part.
+
+    Attributes:
+        max_abs_diff: ``{part: max |difference|}`` over its float outputs (NaN where a NaN is on one
+            side only; ``"<index>/ids_mismatch"`` counts differing top-K ids): ``summary.max_abs_diff``.
+        excess: ``{part: excess over the tolerance}``, 0 when it passes (NaN: a NaN on one side only).
+        rows: the :class:`~converters.tfrs_to_torch.compare.Check` rows of ``report.json``.
+        tolerance: the tolerance they were judged by.
+    """
+
+    max_abs_diff: dict[str, float]
+    excess: dict[str, float]
+    rows: tuple[Check, ...]
+    tolerance: Tolerance = CONVERTER_TOLERANCE
+
+
+def _worst(values: Iterable[float]) -> float:
+    """The largest value, NaN if any is NaN (``max`` would depend on the order)."""
+    listed = list(values)
+    return math.nan if any(math.isnan(v) for v in listed) else max(listed, default=0.0)
+
+
+def _excess(c: OutputComparison) -> float:
+    return math.nan if c.floats is not None and c.floats.nonfinite_mismatch else c.excess
+
+
+def forward_comparison(
+    module: Any, plan: Plan, tolerance: Tolerance = CONVERTER_TOLERANCE
+) -> ForwardComparison:
+    """Runs TF and the reloaded torchrs module on sample inputs and compares them (the shared engine).
 
     Every tower (Sequential or functional, at the root or inside a ``tfrs.Model``) is fed sample
     inputs shaped as its traced signature: string and integer inputs get the vocabulary of the
-    lookup reading them plus an out-of-vocabulary probe (or hashing / text samples); float inputs
-    get bin boundaries for a Discretization, values drawn around the adapted mean and variance
-    for a Normalization, standard normal values otherwise. An index is queried with its query
-    tower's samples and must return the same identifiers.
-
-    Returns:
-        ``{part: max_abs_diff}`` (``"<index>/ids_mismatch"`` counts differing top-K ids).
+    lookup reading them plus an unknown token and the empty string (or hashing / text samples);
+    float inputs get bin boundaries for a Discretization, values drawn around the adapted mean and
+    variance for a Normalization, standard normal values otherwise. An index is queried with its
+    query tower's samples and must return the same identifiers, in the same order.
     """
+    diffs: dict[str, float] = {}
+    excess: dict[str, float] = {}
+    rows: list[Check] = []
     if plan.probe is None:
-        return {}
+        return ForwardComparison(diffs, excess, (), tolerance)
     probe: Callable[..., Any] = plan.probe
-    results: dict[str, float] = {}
     for path, prefix, spec, part in _parts(plan.architecture, module, "", ""):
         label = path or ("<index>" if is_index(spec["class_name"]) else "<tower>")
         if spec["class_name"] in _TOWERS:
@@ -309,11 +334,10 @@ def forward_differences(module: Any, plan: Plan) -> dict[str, float]:
             if inputs is None:
                 plan.notes.append(f"forward check not run for {label}: no sample inputs fit it")
                 continue
-            expected = _flatten_outputs(probe(path, inputs[0]))
-            got = _flatten_outputs(_call(part, inputs[1]))
-            results[label] = max(  # a NaN on one side only never passes (issue 11)
-                max_abs_difference(e, g) for e, g in zip(expected, got, strict=True)
-            )
+            outputs = compare_outputs(probe(path, inputs[0]), _call(part, inputs[1]), tolerance)
+            diffs[label] = _worst(c.max_abs for c in outputs)  # NaN on one side never passes
+            excess[label] = _worst(_excess(c) for c in outputs)
+            rows += [r for c in outputs for r in c.rows(label, tolerance)]
             continue
         query = spec.get("query_model")
         if not query or query["class_name"] not in _TOWERS:
@@ -327,12 +351,18 @@ def forward_differences(module: Any, plan: Plan) -> dict[str, float]:
         tf_scores, tf_ids = probe(path, inputs[0])
         k = int(np.asarray(tf_ids).shape[1])
         scores, ids = _call(part, inputs[1], k=k)
-        results[f"{label}/scores"] = max_abs_difference(tf_scores, scores.detach().numpy())
-        tf_ids = np.asarray(tf_ids)
-        if tf_ids.dtype == object:
-            tf_ids = np.vectorize(lambda b: b.decode("utf-8", "surrogateescape"))(tf_ids)
-        ids = ids.numpy() if hasattr(ids, "numpy") else np.asarray(ids)
-        results[f"{label}/ids_mismatch"] = float(
-            np.sum(np.asarray(ids).astype(object) != tf_ids.astype(object))
+        c = compare_index(to_numpy(tf_scores), tf_ids, to_numpy(scores), ids, tolerance)
+        scores_nan = math.nan if c.scores.nonfinite_mismatch else None
+        diffs[f"{label}/scores"] = scores_nan if scores_nan is not None else c.scores.max_abs[0]
+        excess[f"{label}/scores"] = (
+            scores_nan if scores_nan is not None else max(0.0, c.scores.max_excess)
         )
-    return results
+        diffs[f"{label}/ids_mismatch"] = excess[f"{label}/ids_mismatch"] = float(c.mismatched_ids)
+        rows += index_rows(label, c, tolerance, IDENTICAL_IDS, ties_aside=False)
+    return ForwardComparison(diffs, excess, tuple(rows), tolerance)
+
+
+def forward_differences(module: Any, plan: Plan) -> dict[str, float]:
+    """``{part: max |difference|}`` of :func:`forward_comparison` (``"<index>/ids_mismatch"`` counts
+    differing top-K ids)."""
+    return forward_comparison(module, plan).max_abs_diff

@@ -225,16 +225,18 @@ def test_index_passes_on_sampled_queries(models, tmp_path, capsys) -> None:
     assert f"PASS: 0 failed check(s). Report: {tmp_path / 'report.md'}" in out
     report = (tmp_path / "report.md").read_text()
     assert "| scenario | check | TFRS | torchrs | difference | tolerance | result |" in report
-    assert f"top-{EXPORTED_K} ids: fraction of 21 queries agreeing (ties aside)" in report
+    assert f"top-{EXPORTED_K} ids: fraction of 22 queries agreeing (ties aside)" in report
     part = _figures(tmp_path)["parts"]["index"]
-    # Sampled: the 20 vocabulary users and one unknown user (the OOV row of the embedding table).
-    assert part["input_shape"] == [21]
+    # Sampled: the 20 vocabulary users, one unknown user and the empty string (both the OOV row of the
+    # embedding table: the lookup has no mask token).
+    assert part["input_shape"] == [22]
     assert part["top_k"]["identical_fraction"] == 1.0
     # Measured: top-5 scores and query embeddings identical to the bit (the same 8-float dot products);
     # 1.2e-7 for a 4-query batch (test_inputs_file_object_and_bare_array).
     assert part[f"top-{EXPORTED_K} scores"]["max_abs"][0] <= 1e-6
     inputs = json.loads((tmp_path / "inputs.json").read_text())
-    assert inputs["queries"][:3] == ["0", "1", "2"] and len(inputs["queries"]) == 21
+    assert inputs["queries"][:3] == ["0", "1", "2"] and len(inputs["queries"]) == 22
+    assert inputs["queries"][-1] == ""
 
 
 @pytest.mark.tf
@@ -338,7 +340,7 @@ def test_swapped_vocabulary_entries_fail_vocabulary_scores_and_top_k(
     failing = [line for line in out.splitlines() if line.endswith("FAIL")]
     assert any("StringLookup vocabulary: tokens at the same index" in line for line in failing), out
     assert any(
-        f"top-{EXPORTED_K} scores (21x{EXPORTED_K}): values within" in line for line in failing
+        f"top-{EXPORTED_K} scores (22x{EXPORTED_K}): values within" in line for line in failing
     )
     assert any(f"top-{EXPORTED_K} ids" in line for line in failing), out
     top_k = _figures(tmp_path / "report")["parts"]["index"]["top_k"]
@@ -446,11 +448,40 @@ def test_different_models_are_usage_errors(models, tmp_path, capsys) -> None:
 
 @pytest.mark.tf
 def test_other_usage_errors(models, tmp_path, capsys) -> None:
-    err = _error(capsys, models.checkpoint, models.tower_torchrs)
-    assert "is a TF checkpoint: weights only" in err
+    # A TF checkpoint is no usage error any more: its weights are compared (test_validate_checkpoint.py).
+    status, out, _ = _validate(
+        capsys, models.checkpoint, models.tower_torchrs, "--report", tmp_path
+    )
+    assert status == 0 and "not compared: outputs" in out
     err = _error(capsys, models.index, models.index_torchrs, "--k", EXPORTED_K + 1)
     assert f"exported with k={EXPORTED_K}" in err and f"--k {EXPORTED_K} or less" in err
     err = _error(capsys, models.index, models.index_torchrs, "--num-samples", 0)
     assert "--num-samples must be at least 1 (got 0)" in err
     err = _error(capsys, models.index, models.index_torchrs, "--atol", -1)
     assert "--rtol and --atol must be finite and >= 0" in err
+
+
+@pytest.mark.tf
+def test_normalization_tower_sampled_around_its_statistics(tf, tmp_path, capsys) -> None:
+    from converters.tfrs_to_torch.cli import main as convert
+
+    tf.keras.utils.set_random_seed(2)
+    tower = tf.keras.Sequential(
+        [
+            tf.keras.Input(shape=(2,)),
+            tf.keras.layers.Normalization(mean=[100.0, -5.0], variance=[400.0, 0.25]),
+            tf.keras.layers.Dense(3),
+        ]
+    )
+    tower.save(str(tmp_path / "norm.keras"))
+    assert convert([str(tmp_path / "norm.keras"), "--out", str(tmp_path / "norm_torchrs")]) == 0
+    status, out, _ = _validate(
+        capsys, tmp_path / "norm.keras", tmp_path / "norm_torchrs", "--report", tmp_path / "r"
+    )
+    assert status == 0, out
+    part = _figures(tmp_path / "r")["parts"]["tower"]
+    # The engine draws mean + sqrt(variance) * N(0, 1), as the converter's own check does.
+    assert "around the Normalization's mean and variance" in part["input_source"]
+    inputs = np.array(json.loads((tmp_path / "r" / "inputs.json").read_text())["inputs"])
+    # 256 draws: the column means land within 4 standard errors (20 / 16 * 4 = 5, 0.5 / 16 * 4 = 0.125).
+    assert abs(inputs[:, 0].mean() - 100.0) < 5.0 and abs(inputs[:, 1].mean() + 5.0) < 0.125

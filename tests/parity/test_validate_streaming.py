@@ -45,8 +45,9 @@ def test_streaming_index_passes_on_sampled_queries(streaming, tmp_path, capsys) 
     out = capsys.readouterr().out
     assert status == 0, out
     report = (tmp_path / "report.md").read_text()
+    # Every user, one unknown user and the empty string (the comparison engine's probes).
     assert (
-        f"top-{EXPORTED_K} ids: fraction of {len(USERS) + 1} queries agreeing (ties aside)"
+        f"top-{EXPORTED_K} ids: fraction of {len(USERS) + 2} queries agreeing (ties aside)"
         in report
     )
     figures = json.loads((tmp_path / "figures.json").read_text())["parts"]["index"]

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from torchrs import _safe_io
-from torchrs.io.registry import REGISTRY, Children, build_module, index_tensor_keys, validate
+from torchrs.io.nodes import ContainerNode, IndexNode, Node
+from torchrs.io.registry import build_module, index_tensor_keys, parse, validate
 from torchrs.io.spec import (
     CONFIG_FILE,
     OPTIMIZER_PREFIX,
@@ -50,17 +51,15 @@ def read_spec(directory: str | os.PathLike[str]) -> CheckpointSpec:
 
 
 def _load_states(
-    module: nn.Module, spec: dict[str, Any], tensors: dict[str, torch.Tensor], prefix: str
+    module: nn.Module, node: Node, tensors: dict[str, torch.Tensor], prefix: str
 ) -> None:
     """Loads every parameter / vocabulary below ``module`` strictly (index data excluded)."""
-    children = REGISTRY[spec["class_name"]].children
-    if children is Children.QUERY:
-        query = spec.get("query_model")
-        if query is not None:
-            _load_states(module.query_model, query, tensors, prefix + "query_model.")  # type: ignore[arg-type]
+    if isinstance(node, IndexNode):
+        if node.query_model is not None:
+            _load_states(module.query_model, node.query_model, tensors, prefix + "query_model.")  # type: ignore[arg-type]
         return
-    if children is Children.NAMED:
-        for name, child in spec["children"].items():
+    if isinstance(node, ContainerNode):
+        for name, child in node.children.items():
             _load_states(getattr(module, name), child, tensors, f"{prefix}{name}.")
         return
     state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
@@ -109,7 +108,7 @@ def load(directory: str | os.PathLike[str], map_location: str | torch.device = "
         if k not in index_data
         and not k.startswith(OPTIMIZER_PREFIX)  # optimizer: load_optimizer_state
     }
-    _load_states(module, spec.architecture, states, "")
+    _load_states(module, parse(spec.architecture), states, "")
     return module.eval()
 
 

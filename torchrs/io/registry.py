@@ -12,15 +12,26 @@ its Keras variables, in ``converters/tfrs_to_torch/rules.py``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
 from torchrs.io.modules import Container, Functional, Tower
+from torchrs.io.nodes import (
+    Call,
+    ContainerNode,
+    FunctionalNode,
+    IndexNode,
+    LayerNode,
+    Node,
+    SequentialNode,
+    read_only,
+)
 from torchrs.io.spec import CheckpointFormatError, check_type, require
 from torchrs.io.tensors import INDEX_TENSORS, decode_tokens, tokens_as_str
 
@@ -32,11 +43,14 @@ __all__ = [
     "build_module",
     "index_tensor_keys",
     "is_index",
+    "node_type",
+    "parse",
     "register",
     "validate",
 ]
 
-Builder = Callable[[dict[str, Any], Mapping[str, torch.Tensor], str], nn.Module]
+Builder = Callable[[Node, Mapping[str, torch.Tensor], str], nn.Module]
+_N = TypeVar("_N", bound=Node)
 NUMBER = (int, float)
 OPTIONAL_STR = (str, type(None))
 
@@ -66,7 +80,8 @@ class LayerKind:
 
     Attributes:
         class_name: the Keras / TFRS class name the converter writes.
-        build: ``(node, tensors, prefix) -> module`` (parameters created; values loaded afterwards).
+        build: ``(node, tensors, prefix) -> module`` (parameters created; values loaded afterwards); the node is
+            the kind's typed record (:func:`node_type`).
         config: checked config entries (others are passed to constructors taking the Keras config as keywords).
         shapes: tensor shapes the builder sizes parameters from; ``shapes_any``: at least one of them.
         children: where its child nodes are.
@@ -162,16 +177,115 @@ def _validate_children(node: dict[str, Any], children: Children, where: str) -> 
         check_type(node.get("identifiers_dtype"), OPTIONAL_STR, f"{where}.identifiers_dtype")
 
 
+# ------------------------------------------------------------------------------------------------ typed nodes
+
+
+_BASES: dict[Children, type[Node]] = {
+    Children.NONE: LayerNode,
+    Children.LIST: SequentialNode,
+    Children.GRAPH: FunctionalNode,
+    Children.NAMED: ContainerNode,
+    Children.QUERY: IndexNode,
+}
+_TYPES: dict[str, type[Node]] = {}
+
+
+def node_type(class_name: str) -> type[Node]:
+    """The frozen dataclass of one layer kind: its children's base class plus the config fields it declares.
+
+    >>> import dataclasses
+    >>> dense = node_type("Dense")
+    >>> dense.__name__, issubclass(dense, LayerNode), "use_bias" in {f.name for f in dataclasses.fields(dense)}
+    ('DenseNode', True, True)
+    """
+    if class_name not in _TYPES:
+        kind = REGISTRY[class_name]
+        base = _BASES[kind.children]
+        taken = {f.name for f in dataclasses.fields(base)}
+        clash = [c.name for c in kind.config if c.name in taken]
+        if clash:  # a declared config field named like a node attribute: a registry bug
+            raise TypeError(f"{class_name}: config fields {clash} clash with {base.__name__}")
+        _TYPES[class_name] = dataclasses.make_dataclass(
+            f"{class_name}Node",
+            [(c.name, Any, field(default=None)) for c in kind.config],
+            bases=(base,),
+            frozen=True,
+            namespace={"__doc__": f"A ``{class_name}`` node (its declared config fields typed)."},
+        )
+    return _TYPES[class_name]
+
+
+def parse(payload: Any, where: str = "architecture") -> Node:
+    """The typed node of an architecture dict, checked first by :func:`~torchrs.io.registry.validate`.
+
+    Raises:
+        CheckpointFormatError: an unknown kind, a missing field or a field of the wrong type (named).
+
+    >>> node = parse({"class_name": "Sequential", "layers": [
+    ...     {"class_name": "Dense", "config": {"use_bias": False}, "shapes": {"weight": [4, 3]}}]})
+    >>> type(node.layers[0]).__name__, node.layers[0].use_bias, node.layers[0].shapes["weight"]
+    ('DenseNode', False, (4, 3))
+    >>> parse({"class_name": "Dense", "config": {"use_bias": "no"}, "shapes": {"weight": [4, 3]}})
+    Traceback (most recent call last):
+    ...
+    torchrs.io.spec.CheckpointFormatError: torchrs.json: architecture.config.use_bias: expected bool, got str 'no'. ...
+    """
+    validate(payload, where)
+    return _parse(payload)
+
+
+def _parse(payload: dict[str, Any]) -> Node:
+    kind = REGISTRY[payload["class_name"]]
+    cls = node_type(kind.class_name)
+    config = payload.get("config") or {}
+    # A null config / shapes (read as empty) stays in ``other``, so it is written back as null.
+    modelled = {"class_name", *cls.CHILD_KEYS}
+    modelled |= {key for key in ("config", "shapes") if payload.get(key) is not None}
+    values: dict[str, Any] = {
+        "class_name": payload["class_name"],
+        "config": read_only(config),
+        "shapes": read_only({k: tuple(v) for k, v in (payload.get("shapes") or {}).items()}),
+        "other": read_only({k: v for k, v in payload.items() if k not in modelled}),
+        "order": tuple(payload),
+        **{c.name: config.get(c.name) for c in kind.config},
+    }
+    if kind.children is Children.LIST:
+        values["layers"] = tuple(_parse(layer) for layer in payload["layers"])
+    elif kind.children is Children.GRAPH:
+        values["layers"] = read_only({k: _parse(v) for k, v in payload["layers"].items()})
+        values["calls"] = tuple(_call(call) for call in payload["nodes"])
+        values["inputs"], values["outputs"] = payload["inputs"], payload["outputs"]
+    elif kind.children is Children.NAMED:
+        values["children"] = read_only({k: _parse(v) for k, v in payload["children"].items()})
+    elif kind.children is Children.QUERY:
+        query = payload.get("query_model")
+        values["query_model"] = None if query is None else _parse(query)
+        values["identifiers_dtype"] = payload.get("identifiers_dtype")
+    return cls(**values)
+
+
+def _call(payload: dict[str, Any]) -> Call:
+    known = ("layer", "node_index", "inbound")
+    return Call(
+        payload["layer"],
+        payload["node_index"],
+        payload["inbound"],
+        read_only({k: v for k, v in payload.items() if k not in known}),
+        tuple(payload),
+    )
+
+
 # ------------------------------------------------------------------------------------------------ building
 
 
 def build_module(
-    spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str = ""
+    spec: dict[str, Any] | Node, tensors: Mapping[str, torch.Tensor], prefix: str = ""
 ) -> nn.Module:
     """Rebuilds the module described by an architecture node (tensors give sizes and index data).
 
     Args:
-        spec: one node of ``torchrs.json["architecture"]`` (checked by :func:`validate` first).
+        spec: one node of ``torchrs.json["architecture"]`` (checked and typed by :func:`parse` first), or its
+            typed record.
         tensors: every tensor of the checkpoint (read for shapes, and for index candidates).
         prefix: the torch-name prefix of this node.
 
@@ -181,16 +295,26 @@ def build_module(
     Raises:
         CheckpointFormatError: a node this torchrs cannot rebuild, or a malformed one.
     """
-    validate(spec, f"architecture.{prefix.rstrip('.')}" if prefix else "architecture")
+    if not isinstance(spec, Node):
+        spec = parse(spec, f"architecture.{prefix.rstrip('.')}" if prefix else "architecture")
     return _build(spec, tensors, prefix)
 
 
-def _build(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
-    return REGISTRY[spec["class_name"]].build(spec, tensors, prefix)
+def _build(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+    return REGISTRY[node.class_name].build(node, tensors, prefix)
 
 
-def _config(spec: dict[str, Any]) -> dict[str, Any]:
-    return dict(spec.get("config") or {})
+def _config(node: Node) -> dict[str, Any]:
+    return dict(node.config)
+
+
+def _as(node: Node, kind: type[_N]) -> _N:
+    """``node`` as the record its kind's children make it (always so for a node from :func:`parse`)."""
+    if not isinstance(node, kind):
+        raise CheckpointFormatError(
+            node.class_name, f"expected a {kind.__name__}, got {type(node).__name__}"
+        )
+    return node
 
 
 def _activation(value: Any) -> Any:
@@ -226,27 +350,23 @@ def index_tensor_keys(spec: dict[str, Any], prefix: str = "") -> set[str]:
 # -- containers and graphs
 
 
-def _sequential(
-    spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str
-) -> nn.Module:
-    return Tower(
-        *(_build(layer, tensors, f"{prefix}{i}.") for i, layer in enumerate(spec["layers"]))
-    )
+def _sequential(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+    layers = _as(node, SequentialNode).layers
+    return Tower(*(_build(layer, tensors, f"{prefix}{i}.") for i, layer in enumerate(layers)))
 
 
-def _functional(
-    spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str
-) -> nn.Module:
+def _functional(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+    graph = _as(node, FunctionalNode)
     layers = {
-        key: _build(layer, tensors, f"{prefix}layers.{key}.")
-        for key, layer in spec["layers"].items()
+        key: _build(layer, tensors, f"{prefix}layers.{key}.") for key, layer in graph.layers.items()
     }
-    return Functional(layers, spec["nodes"], spec["inputs"], spec["outputs"])
+    calls = [call.to_json() for call in graph.calls]  # Functional reads Keras's call records
+    return Functional(layers, calls, graph.inputs, graph.outputs)
 
 
-def _container(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+def _container(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
     container = Container()
-    for name, child in spec["children"].items():
+    for name, child in _as(node, ContainerNode).children.items():
         container.add_module(name, _build(child, tensors, f"{prefix}{name}."))
     return container
 
@@ -259,49 +379,47 @@ register(LayerKind("Container", _container, children=Children.NAMED))
 # -- Keras graph layers (merging, reshaping, inference-time no-ops)
 
 
-def _merge(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+def _merge(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
     from torchrs.layers.merging import Merge
 
-    return Merge(spec["class_name"])
+    return Merge(node.class_name)
 
 
-def _concatenate(
-    spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str
-) -> nn.Module:
+def _concatenate(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
     from torchrs.layers.merging import Concatenate
 
-    return Concatenate(int(_config(spec).get("axis", -1)))
+    return Concatenate(int(_config(node).get("axis", -1)))
 
 
-def _dot(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+def _dot(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
     from torchrs.layers.merging import Dot
 
-    config = _config(spec)
+    config = _config(node)
     return Dot(config["axes"], normalize=bool(config.get("normalize", False)))
 
 
-def _flatten(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+def _flatten(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
     from torchrs.layers.reshaping import Flatten
 
     return Flatten()
 
 
-def _reshape(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+def _reshape(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
     from torchrs.layers.reshaping import Reshape
 
-    return Reshape(_config(spec)["target_shape"])
+    return Reshape(_config(node)["target_shape"])
 
 
-def _dropout(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
-    return nn.Dropout(float(_config(spec).get("rate", 0.0)))
+def _dropout(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+    return nn.Dropout(float(_config(node).get("rate", 0.0)))
 
 
 def _global_average_pooling_1d(
-    spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str
+    node: Node, tensors: Mapping[str, torch.Tensor], prefix: str
 ) -> nn.Module:
     from torchrs.layers.pooling import GlobalAveragePooling1D
 
-    config = _config(spec)
+    config = _config(node)
     return GlobalAveragePooling1D(
         config.get("data_format", "channels_last"), bool(config.get("keepdims", False))
     )
@@ -332,9 +450,7 @@ register(
 # -- preprocessing (the whole Keras config is the constructor's keywords)
 
 
-def _preprocessing(
-    spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str
-) -> nn.Module:
+def _preprocessing(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
     from torchrs import preprocessing
 
     classes: dict[str, type[nn.Module]] = {
@@ -344,15 +460,13 @@ def _preprocessing(
         "Hashing": preprocessing.Hashing,
         "TextVectorization": preprocessing.TextVectorization,
     }
-    return classes[spec["class_name"]](**_config(spec))
+    return classes[node.class_name](**_config(node))
 
 
-def _normalization(
-    spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str
-) -> nn.Module:
+def _normalization(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
     from torchrs.preprocessing import Normalization
 
-    config = _config(spec)
+    config = _config(node)
     axis = config.pop("axis", -1)
     if isinstance(axis, list):
         axis = tuple(axis)
@@ -371,18 +485,18 @@ register(
 # -- layers with weights
 
 
-def _embedding(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+def _embedding(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
     from torchrs.layers.embedding import Embedding
 
-    rows, cols = spec["shapes"]["weight"]
-    return Embedding(rows, cols, mask_zero=bool(_config(spec).get("mask_zero", False)))
+    rows, cols = node.shapes["weight"]
+    return Embedding(rows, cols, mask_zero=bool(_config(node).get("mask_zero", False)))
 
 
-def _dense(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+def _dense(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
     from torchrs.layers.dense import KerasDense
 
-    config = _config(spec)
-    out_features, in_features = spec["shapes"]["weight"]
+    config = _config(node)
+    out_features, in_features = node.shapes["weight"]
     return KerasDense(
         out_features,
         activation=_activation(config.get("activation")),
@@ -391,24 +505,24 @@ def _dense(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: st
     )
 
 
-def _mlp(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+def _mlp(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
     from torchrs.layers.blocks import MLP
 
-    config = _config(spec)
+    config = _config(node)
     return MLP(
         [int(u) for u in config["units"]],
         use_bias=bool(config.get("use_bias", True)),
         activation=_activation(config.get("activation", "relu")),
         final_activation=_activation(config.get("final_activation")),
-        input_dim=int(spec["shapes"]["_sublayers.0.weight"][1]),
+        input_dim=int(node.shapes["_sublayers.0.weight"][1]),
     )
 
 
-def _cross(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+def _cross(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
     from torchrs.layers.feature_interaction import Cross
 
-    config, shapes = _config(spec), spec["shapes"]
-    weight = shapes.get("_dense.weight") or shapes.get("_dense_v.weight")
+    config, shapes = _config(node), node.shapes
+    weight = shapes.get("_dense.weight") or shapes.get("_dense_v.weight") or ()
     return Cross(
         projection_dim=config.get("projection_dim"),
         diag_scale=config.get("diag_scale", 0.0) or 0.0,
@@ -418,25 +532,23 @@ def _cross(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: st
     )
 
 
-def _dot_interaction(
-    spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str
-) -> nn.Module:
+def _dot_interaction(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
     from torchrs.layers.feature_interaction import DotInteraction
 
-    config = _config(spec)
+    config = _config(node)
     return DotInteraction(
         self_interaction=bool(config.get("self_interaction", False)),
         skip_gather=bool(config.get("skip_gather", False)),
     )
 
 
-def _gru(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+def _gru(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
     from torchrs.layers.recurrent import GRU
 
-    config = _config(spec)
+    config = _config(node)
     return GRU(
         int(config["units"]),
-        input_dim=int(spec["shapes"]["gru.weight_ih_l0"][1]),
+        input_dim=int(node.shapes["gru.weight_ih_l0"][1]),
         return_sequences=bool(config.get("return_sequences", False)),
         zero_output_for_mask=bool(config.get("zero_output_for_mask", False)),
     )
@@ -501,12 +613,10 @@ register(
 )
 
 
-def _layer_normalization(
-    spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str
-) -> nn.Module:
+def _layer_normalization(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
     from torchrs.layers.normalization import KERAS_EPSILON, LayerNormalization
 
-    config, shapes = _config(spec), spec.get("shapes") or {}
+    config, shapes = _config(node), node.shapes
     return LayerNormalization(
         axis=config.get("axis", -1),
         epsilon=float(config.get("epsilon", KERAS_EPSILON)),
@@ -534,42 +644,39 @@ register(
 # -- indexes
 
 
-def _identifiers(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> Any:
-    if spec.get("identifiers_dtype") == "string":
+def _identifiers(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> Any:
+    dtype = _as(node, IndexNode).identifiers_dtype
+    if dtype == "string":
         return tokens_as_str(decode_tokens(dict(tensors), f"{prefix}identifiers."))
-    if spec.get("identifiers_dtype") is not None:
+    if dtype is not None:
         return tensors[prefix + "identifiers"]
     return None
 
 
-def _query_model(
-    spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str
-) -> nn.Module | None:
-    query = spec.get("query_model")
+def _query_model(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module | None:
+    query = _as(node, IndexNode).query_model
     return None if query is None else _build(query, tensors, f"{prefix}query_model.")
 
 
-def _brute_force(
-    spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str
-) -> nn.Module:
+def _brute_force(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
     from torchrs.layers.factorized_top_k import BruteForce
 
-    index = BruteForce(_query_model(spec, tensors, prefix), k=int(_config(spec).get("k", 10)))
-    identifiers = _identifiers(spec, tensors, prefix)
+    index = BruteForce(_query_model(node, tensors, prefix), k=int(_config(node).get("k", 10)))
+    identifiers = _identifiers(node, tensors, prefix)
     if identifiers is None:  # written by an older converter: identifiers always stored
         identifiers = tensors[prefix + "identifiers"]
     index.index(tensors[prefix + "candidates"], identifiers)
     return index
 
 
-def _streaming(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
+def _streaming(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
     """A ``Streaming`` index over the exported candidate batches (same batch boundaries as TF)."""
     from torchrs.layers.factorized_top_k import Streaming
 
-    config = _config(spec)
+    config = _config(node)
     candidates = tensors[prefix + "candidates"]  # (N, D)
     sizes = [int(n) for n in tensors[prefix + "batch_sizes"].tolist()]
-    identifiers = _identifiers(spec, tensors, prefix)
+    identifiers = _identifiers(node, tensors, prefix)
     batches: list[Any] = []
     start = 0
     for size in sizes:
@@ -577,7 +684,7 @@ def _streaming(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix
         batches.append(rows if identifiers is None else (identifiers[start : start + size], rows))
         start += size
     index = Streaming(
-        _query_model(spec, tensors, prefix),
+        _query_model(node, tensors, prefix),
         k=int(config.get("k", 10)),
         handle_incomplete_batches=bool(config.get("handle_incomplete_batches", True)),
         sorted_order=bool(config.get("sorted_order", True)),

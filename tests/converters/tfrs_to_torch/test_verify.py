@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from converters.tfrs_to_torch.compare import UNKNOWN_TOKEN
 from converters.tfrs_to_torch.plan import Plan
 from converters.tfrs_to_torch.verify import SAMPLE_BATCH, SAMPLE_OPEN_AXIS, SAMPLE_SEED, _sample
 from torchrs.layers.embedding import Embedding
@@ -24,8 +25,9 @@ def test_tokens_first_then_random_picks_shaped_as_the_signature() -> None:
     rng = np.random.default_rng(SAMPLE_SEED)
     batch = _sample([None], "string", (None, None, "0."), plan, rng)
     assert batch.shape == (SAMPLE_BATCH,) and batch.dtype == object
-    assert batch[:3].tolist() == [b"a", b"b", b"\x00oov"]  # every sample at least once, in order
-    assert set(batch.tolist()) <= {b"a", b"b", b"\x00oov"}
+    # Every sample at least once, in order, then the engine's probes: an unknown token, the empty string.
+    assert batch[:5].tolist() == [b"a", b"b", b"\x00oov", UNKNOWN_TOKEN, b""]
+    assert set(batch.tolist()) <= {b"a", b"b", b"\x00oov", UNKNOWN_TOKEN, b""}
     # An open time axis gets SAMPLE_OPEN_AXIS steps; a fixed one keeps its length.
     assert _sample([None, None], "string", (None, None, "0."), plan, rng).shape == (8, 4)
     assert SAMPLE_OPEN_AXIS == 4
