@@ -13,6 +13,7 @@ from converters.tfrs_to_torch import formats, planning, safety, verify, writer
 from converters.tfrs_to_torch.errors import (
     ConversionError,
     TensorFlowNotInstalledError,
+    UnsupportedLayerError,
     VerificationCheck,
     VerificationError,
 )
@@ -125,10 +126,16 @@ def convert(
                               trust_model=trust_model, allow_nonfinite=allow_nonfinite)  # fmt: skip
     writer.check_output_dir(out, overwrite)
     vocab = safety.VocabRequests(vocab or {})
-    if fmt.kind == formats.CHECKPOINT:
-        plan = planning.plan_checkpoint(fmt, strict=strict)
-    else:
-        plan = planning.plan_saved_model(fmt, strict=strict, vocab_overrides=vocab)
+    try:
+        if fmt.kind == formats.CHECKPOINT:
+            plan = planning.plan_checkpoint(fmt, strict=strict)
+        else:
+            plan = planning.plan_saved_model(fmt, strict=strict, vocab_overrides=vocab)
+    except UnsupportedLayerError as err:
+        if strict:
+            raise
+        # A layer even --no-strict cannot skip: the advice must not be to pass --no-strict.
+        raise UnsupportedLayerError(err.class_name, err.path, err.detail, strict=False) from None
     safety.watch_nonfinite(plan, record.nonfinite)
     target = writer.AtomicDirectory(out, overwrite)
     try:

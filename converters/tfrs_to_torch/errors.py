@@ -17,14 +17,24 @@ class UnsupportedLayerError(ConversionError):
         path: its object path in the export (``query_model/layer-2``).
     """
 
-    def __init__(self, class_name: str, path: str, detail: str = "") -> None:
+    def __init__(
+        self, class_name: str, path: str, detail: str = "", *, strict: bool = True
+    ) -> None:
         self.class_name = class_name
         self.path = path
-        super().__init__(
-            f"Unsupported layer {class_name} at {path or '<root>'}{': ' + detail if detail else ''}. "
+        self.detail = detail
+        self.problem = (
+            f"Unsupported layer {class_name} at {path or '<root>'}{': ' + detail if detail else ''}"
+        )
+        # The advice depends on the mode: under --no-strict, passing --no-strict is no fix.
+        advice = (
             "torchrs cannot rebuild it; pass --no-strict to convert the rest and list it in "
             "report.json, or rewrite that part in torchrs and use load_weights(module, MODEL_DIR)."
+            if strict
+            else "torchrs cannot rebuild it; rewrite that part in torchrs and use "
+            "load_weights(module, MODEL_DIR)."
         )
+        super().__init__(f"{self.problem}. {advice}")
 
 
 class TensorFlowNotInstalledError(ConversionError):

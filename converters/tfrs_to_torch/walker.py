@@ -482,7 +482,7 @@ class Walker(IndexWalker, LookupWalker):
         except UnsupportedLayerError as err:
             if self.strict:
                 raise
-            self.plan.report.append(ReportEntry(path, Status.UNSUPPORTED, reason=str(err)))
+            self.plan.report.append(ReportEntry(path, Status.UNSUPPORTED, reason=err.problem))
             self.sm.skip_variables(node_id, f"inside unsupported layer {err.class_name}")
             return None
 
@@ -494,7 +494,8 @@ class Walker(IndexWalker, LookupWalker):
             raise UnsupportedLayerError(
                 self.infer_class(node_id, path),
                 path,
-                f"{where} cannot skip a layer; rewrite the model in torchrs and use load_weights",
+                f"{where} cannot skip a layer",
+                strict=self.strict,
             )
         return spec
 
