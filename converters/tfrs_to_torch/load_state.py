@@ -38,9 +38,6 @@ NORMALIZATION = "normalization"
 DISCRETIZATION = "discretization"
 INDEX = "index"  # a TFRS BruteForce / Streaming: not numbered, found by attribute name
 
-# A TFRS index keeps its query model as ``_query_model``; torchrs as ``query_model``.
-INDEX_RENAMES = {"query_model": "_query_model"}
-
 # What each state kind is, in Keras's words, for messages.
 KIND_TEXT = {
     LOOKUP: "an adapted StringLookup / IntegerLookup / TextVectorization (its token_counts table "
@@ -51,7 +48,9 @@ KIND_TEXT = {
 }
 
 # Keras attribute names that mark a layer's state kind (direct children of the layer's object).
-_LOOKUP_CHILDREN = frozenset({"token_counts", "token_document_counts", "_lookup_layer", "lookup_table"})
+_LOOKUP_CHILDREN = frozenset(
+    {"token_counts", "token_document_counts", "_lookup_layer", "lookup_table"}
+)
 _NORMALIZATION_CHILDREN = frozenset({"mean", "variance"})
 _DISCRETIZATION_CHILDREN = frozenset({"summary"})
 
@@ -209,11 +208,10 @@ def layout(module: nn.Module, tf_layers: list[TFLayer]) -> Layout:
         if not isinstance(mod, nn.Sequential):
             index = _is_index(mod)
             if index:
-                layer = TFLayer("", -1, key_prefix.rstrip(".").replace(".", "/"), INDEX)
-                states.append(StateTarget(key_prefix, name_prefix.rstrip("."), mod, layer))
+                found = TFLayer("", -1, key_prefix.rstrip(".").replace(".", "/"), INDEX)
+                states.append(StateTarget(key_prefix, name_prefix.rstrip("."), mod, found))
             for name, child in mod.named_children():
-                key = INDEX_RENAMES.get(name, name) if index else name
-                walk(child, f"{key_prefix}{key}.", f"{name_prefix}{name}.")
+                walk(child, f"{key_prefix}{name}.", f"{name_prefix}{name}.")
             return
         tf_here = by_container.get(key_prefix)
         for key, name, child, layer in _align(mod, tf_here, unmatched):

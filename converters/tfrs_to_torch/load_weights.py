@@ -315,7 +315,7 @@ def _lookup(
             )
         )
     use_idf = idf is not None and inner.output_mode == "tf_idf"
-    if use_idf and tokens is None and inner.idf_weights is not None:
+    if idf is not None and use_idf and tokens is None and inner.idf_weights is not None:
         if tuple(inner.idf_weights.shape) != idf.shape:
             plan.mismatched.append(
                 (f"{target.name}.idf_weights", tuple(inner.idf_weights.shape), idf.path, idf.shape)
@@ -340,6 +340,8 @@ def _index(target: StateTarget, found: dict[str, _Source], plan: _StatePlan) -> 
 
     mod: Any = target.module
     if isinstance(mod, Streaming):
+        # Its only own variable is TFRS's internal counter, which the torchrs layer has no use for.
+        plan.consumed |= {s.key for n, s in found.items() if n in ("counter", "_counter")}
         plan.not_restored.append(
             (
                 target.name,
@@ -355,7 +357,11 @@ def _index(target: StateTarget, found: dict[str, _Source], plan: _StatePlan) -> 
             (target.name, "the TF BruteForce was never indexed: no candidates in the export")
         )
         return
-    plan.consumed |= {s.key for n, s in found.items() if n in ("candidates", "_candidates", "identifiers", "_identifiers")}
+    plan.consumed |= {
+        s.key
+        for n, s in found.items()
+        if n in ("candidates", "_candidates", "identifiers", "_identifiers")
+    }
 
     def apply() -> None:
         ids = None if identifiers is None else identifiers.load()
@@ -464,7 +470,9 @@ def load_weights(
     model_sources = [s for s in everything if not _ignorable(s.path)]
     root = _strip_root(model_sources, load_state.layout(module, []).parameters)
     if root:
-        everything = [replace(s, key=s.key[len(root) :]) for s in everything if s.key.startswith(root)]
+        everything = [
+            replace(s, key=s.key[len(root) :]) for s in everything if s.key.startswith(root)
+        ]
         model_sources = [s for s in everything if not _ignorable(s.path)]
         tf_layers = [
             replace(layer, container=layer.container[len(root) :])
@@ -511,8 +519,11 @@ def load_weights(
         tuple(state.restored),
         tuple(state.not_restored)
         + tuple(
-            (layer.path, f"{load_state.KIND_TEXT[layer.kind]}, but the torchrs twin has no such "
-             "layer at that place")
+            (
+                layer.path,
+                f"{load_state.KIND_TEXT[layer.kind]}, but the torchrs twin has no such "
+                "layer at that place",
+            )
             for layer in layout.unmatched
         ),
     )
