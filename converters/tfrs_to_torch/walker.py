@@ -45,6 +45,22 @@ from converters.tfrs_to_torch.tf_format import (
     read_tensor,
 )
 
+# Dense config entries carried into torchrs (its KerasDense computes the same losses).
+REGULARIZER_KEYS = ("kernel_regularizer", "bias_regularizer")
+
+
+def _check_regularizer(config: Any, key: str, path: str) -> None:
+    """A Keras regularizer torchrs cannot build (a custom one, OrthogonalRegularizer) is refused here,
+    not when the converted model is loaded."""
+    from torchrs.regularizers import get_regularizer
+
+    try:
+        get_regularizer(config)
+    except (ValueError, TypeError) as err:
+        raise UnsupportedLayerError(
+            "Dense", path, f"its {key} is not one torchrs rebuilds ({err})"
+        ) from None
+
 
 class Walker(IndexWalker, LookupWalker):
     """Describes the module at a node of the object graph, adding its tensors and report entries to ``plan``."""
@@ -173,18 +189,33 @@ class Walker(IndexWalker, LookupWalker):
             activation = config.get("activation", "linear")
             if isinstance(activation, dict):
                 activation = activation.get("config", {}).get("name", activation.get("class_name"))
-            return {"activation": activation, "use_bias": bool(config.get("use_bias", True))}
+            out = {"activation": activation, "use_bias": bool(config.get("use_bias", True))}
+            for key in REGULARIZER_KEYS:
+                regularizer = config.get(key)
+                if isinstance(regularizer, dict):  # Keras config dict: class name and factors
+                    out[key] = {
+                        "class_name": regularizer.get("class_name"),
+                        "config": dict(regularizer.get("config") or {}),
+                    }
+                elif regularizer is not None:
+                    out[key] = regularizer  # a Keras name ("l2")
+                if key in out:
+                    _check_regularizer(out[key], key, path)
+            return out
         has_bias = any(p == "bias" for p, _ in self.sm.layer_variables(node_id))
         activation = self.sm.dense_activation(node_id, path, enclosing)
+        regularizers = {} if enclosing is not None else self.sm.dense_regularizers(node_id, path)
+        read = ", ".join(f"{k}={v['class_name']}({v['config']})" for k, v in regularizers.items())
         self.plan.report.append(
             ReportEntry(
                 path,
                 Status.INFERRED,
                 reason=f"Dense config not in the export (tf.saved_model.save): activation "
-                f"{activation!r} read from the traced call, use_bias={has_bias}",
+                f"{activation!r} read from the traced call, use_bias={has_bias}"
+                + (f", {read} read from its traced regularizer ops" if read else ""),
             )
         )
-        return {"activation": activation, "use_bias": has_bias}
+        return {"activation": activation, "use_bias": has_bias, **regularizers}
 
     def keras_or_default_config(self, node_id: int, path: str, cls: str) -> dict[str, Any]:
         """The layer's Keras config; without one (tf.saved_model.save), Keras's defaults, reported as inferred."""

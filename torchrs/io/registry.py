@@ -388,6 +388,8 @@ def _dense(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: st
         activation=_activation(config.get("activation")),
         use_bias=bool(config.get("use_bias", True)),
         input_dim=in_features,
+        kernel_regularizer=config.get("kernel_regularizer"),
+        bias_regularizer=config.get("bias_regularizer"),
     )
 
 
@@ -443,6 +445,7 @@ def _gru(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str)
 
 
 ACTIVATION = (str, dict, type(None))
+REGULARIZER = (str, dict, type(None))  # a Keras regularizer name or config dict
 register(
     LayerKind("Embedding", _embedding, config=(ConfigField("mask_zero", bool),), shapes=("weight",))
 )
@@ -450,7 +453,12 @@ register(
     LayerKind(
         "Dense",
         _dense,
-        config=(ConfigField("activation", ACTIVATION), ConfigField("use_bias", bool)),
+        config=(
+            ConfigField("activation", ACTIVATION),
+            ConfigField("use_bias", bool),
+            ConfigField("kernel_regularizer", REGULARIZER),
+            ConfigField("bias_regularizer", REGULARIZER),
+        ),
         shapes=("weight",),
     )
 )
