@@ -113,6 +113,26 @@ def saved(tf, tmp_path_factory) -> dict[str, Saved]:
             ]
         ),
     )
+    tf_idf_text = layers.TextVectorization(output_mode="tf_idf")
+    tf_idf_text.adapt(np.array(["apple pear plum", "pear fig", "apple apple kiwi"]))
+    out["text_tf_idf"] = _save(
+        tf,
+        root,
+        "text_tf_idf",
+        tf.keras.Sequential(
+            [tf.keras.Input(shape=(1,), dtype=tf.string), tf_idf_text, layers.Dense(2)]
+        ),
+    )
+    tf_idf_lookup = layers.StringLookup(output_mode="tf_idf")
+    tf_idf_lookup.adapt(np.array([["apple", "pear"], ["pear", "fig"]]))
+    out["string_tf_idf"] = _save(
+        tf,
+        root,
+        "string_tf_idf",
+        tf.keras.Sequential(
+            [tf.keras.Input(shape=(2,), dtype=tf.string), tf_idf_lookup, layers.Dense(2)]
+        ),
+    )
     normalization = layers.Normalization()
     normalization.adapt(rng.normal(3.0, 2.0, size=(64, 3)).astype("float32"))
     out["normalization"] = _save(
@@ -207,6 +227,31 @@ def test_adapted_text_vectorization(saved, tf, source) -> None:
     assert info.ok
     assert info.restored_state == (() if source == "checkpoint" else ("0.vocabulary",))
     inputs = [["apple kiwi zz"], ["PEAR, never seen fig plum apple"], [""]]
+    _assert_same(twin(inputs), entry.model(tf.constant(inputs)))
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("kind", ["text_tf_idf", "string_tf_idf"])
+def test_adapted_tf_idf(saved, tf, source, kind) -> None:
+    entry = saved[kind]
+    keras_vocab = _vocabulary(entry.model.layers[0])
+    from_checkpoint = source == "checkpoint"
+    vocabulary = keras_vocab if from_checkpoint else [f"wrong{i}" for i in keras_vocab]
+    # IDF weights of ones: the restored ones must replace them (from checkpoints too).
+    ones = np.ones(len(vocabulary))
+    if kind == "text_tf_idf":
+        layer: nn.Module = TextVectorization(
+            output_mode="tf_idf", vocabulary=vocabulary, idf_weights=ones
+        )
+        inputs: Any = [["apple kiwi zz zz"], ["pear, never seen fig plum"]]
+    else:
+        layer = StringLookup(output_mode="tf_idf", vocabulary=vocabulary, idf_weights=ones)
+        inputs = [["apple", "zz"], ["fig", "pear"]]
+    twin = nn.Sequential(layer, KerasDense(2))
+    info = load_weights(twin, getattr(entry, source))
+    assert info.ok
+    expected = ("0.idf_weights",) if from_checkpoint else ("0.vocabulary", "0.idf_weights")
+    assert info.restored_state == expected
     _assert_same(twin(inputs), entry.model(tf.constant(inputs)))
 
 
