@@ -376,3 +376,48 @@ def test_streaming_index_says_its_candidates_are_not_in_the_checkpoint(tf, tfrs,
     assert info.ok and info.restored_state == ()
     assert info.state_not_restored[0][0] == "index"
     assert "index_from_dataset" in info.state_not_restored[0][1]
+
+
+def test_optimizer_state_follows_keras_numbering(tf, tmp_path) -> None:
+    """An adapted lookup shifts the numbers of the layers after it, a frozen Dense keeps its number
+    without having a slot: the optimizer slots still land on the right torch parameters."""
+    from converters.tfrs_to_torch.cli import main
+    from torchrs.io import load_optimizer_state
+    from torchrs.optim import Adam
+
+    tf.keras.utils.set_random_seed(11)
+    layers = tf.keras.layers
+    lookup = layers.StringLookup()
+    lookup.adapt(np.array(WORDS))
+    frozen = layers.Dense(4, trainable=False)
+    model = tf.keras.Sequential(
+        [
+            tf.keras.Input(shape=(), dtype=tf.string),
+            lookup,
+            layers.Embedding(6, 3),
+            frozen,
+            layers.Dense(1),
+        ]
+    )
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss="mse")
+    x, y = tf.constant(WORDS), tf.constant(np.arange(len(WORDS), dtype="float32"))
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+    model.save_weights(str(tmp_path / "ckpt" / "weights"))
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "ckpt"), "--out", str(out), "--json"]) == 0
+
+    twin = nn.Sequential(
+        StringLookup(vocabulary=_vocabulary(lookup)), Embedding(6, 3), KerasDense(4), KerasDense(1)
+    )
+    assert load_weights(twin, out).ok
+    twin[2].requires_grad_(False)
+    optimizer = Adam([p for p in twin.parameters() if p.requires_grad], learning_rate=0.01)
+    loaded = load_optimizer_state(optimizer, twin, out)
+    assert set(loaded) == {"1.weight", "3.weight", "3.bias"}
+    tf_m = {
+        v.name: v.numpy()
+        for v in model.optimizer.variables()
+        if "/m/" in v.name or v.name.endswith("/m")
+    }
+    embedding_m = next(value for name, value in tf_m.items() if "embedding" in name)
+    np.testing.assert_array_equal(optimizer.state[twin[1].weight]["m"].numpy(), embedding_m)
