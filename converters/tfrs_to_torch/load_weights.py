@@ -227,17 +227,24 @@ def _device(like: torch.Tensor | None) -> torch.device:
     return like.device if like is not None else torch.device("cpu")
 
 
+def _qualified(name: str, leaf: str) -> str:
+    """``0`` + ``adapt_mean`` -> ``0.adapt_mean``; at the root just ``adapt_mean``."""
+    return f"{name}.{leaf}" if name else leaf
+
+
 def _normalization(target: StateTarget, found: dict[str, _Source], plan: _StatePlan) -> None:
     mod: Any = target.module
     mean, variance, count = found.get("mean"), found.get("variance"), found.get("count")
     if mean is None or variance is None:
-        plan.not_restored.append((target.name, f"no mean / variance under TF {target.layer.path}"))
+        plan.not_restored.append(
+            (target.name or "<root>", f"no mean / variance under TF {target.layer.path}")
+        )
         return
     plan.consumed |= {s.key for s in found.values()}  # under every name (mean, adapt_mean...)
     if mod.input_mean is not None:
         plan.not_restored.append(
             (
-                target.name,
+                target.name or "<root>",
                 f"TF {target.layer.path} holds adapted statistics but the torchrs Normalization was "
                 "built with mean= / variance=; create it without them to take TF's",
             )
@@ -245,7 +252,12 @@ def _normalization(target: StateTarget, found: dict[str, _Source], plan: _StateP
         return
     if mod.adapt_mean is not None and tuple(mod.adapt_mean.shape) != mean.shape:
         plan.mismatched.append(
-            (f"{target.name}.adapt_mean", tuple(mod.adapt_mean.shape), mean.path, mean.shape)
+            (
+                _qualified(target.name, "adapt_mean"),
+                tuple(mod.adapt_mean.shape),
+                mean.path,
+                mean.shape,
+            )
         )
         return
     if not mod.built and tuple(mod.axis) not in ((-1,), ()):
@@ -265,21 +277,23 @@ def _normalization(target: StateTarget, found: dict[str, _Source], plan: _StateP
         mod.finalize_state()
 
     plan.apply.append(apply)
-    plan.restored += [f"{target.name}.{n}" for n in ("adapt_mean", "adapt_variance")]
-    plan.restored += [f"{target.name}.count"] if count is not None else []
+    plan.restored += [_qualified(target.name, n) for n in ("adapt_mean", "adapt_variance")]
+    plan.restored += [_qualified(target.name, "count")] if count is not None else []
 
 
 def _discretization(target: StateTarget, found: dict[str, _Source], plan: _StatePlan) -> None:
     mod: Any = target.module
     summary = found.get("summary")
     if summary is None:
-        plan.not_restored.append((target.name, f"no summary under TF {target.layer.path}"))
+        plan.not_restored.append(
+            (target.name or "<root>", f"no summary under TF {target.layer.path}")
+        )
         return
     plan.consumed |= {s.key for s in found.values()}
     if mod.input_bin_boundaries is not None or not mod.num_bins:
         plan.not_restored.append(
             (
-                target.name,
+                target.name or "<root>",
                 f"TF {target.layer.path} was adapted (its boundaries come from its quantile "
                 "summary and num_bins); create the torchrs Discretization with the same num_bins "
                 "and no bin_boundaries to take them",
@@ -292,7 +306,7 @@ def _discretization(target: StateTarget, found: dict[str, _Source], plan: _State
         mod.finalize_state()  # the boundaries, from the summary as Keras computes them
 
     plan.apply.append(apply)
-    plan.restored += [f"{target.name}.summary", f"{target.name}.bin_boundaries"]
+    plan.restored += [_qualified(target.name, "summary"), _qualified(target.name, "bin_boundaries")]
 
 
 def _lookup(
@@ -308,7 +322,7 @@ def _lookup(
     if tokens is None:
         plan.not_restored.append(
             (
-                target.name,
+                target.name or "<root>",
                 f"TF {target.layer.path} is an adapted lookup: Keras keeps no vocabulary in a TF "
                 "checkpoint (adapt() empties its token_counts table), so the torchrs layer keeps "
                 "the vocabulary it was built with; load from the SavedModel to restore it",
@@ -318,7 +332,12 @@ def _lookup(
     if idf is not None and use_idf and tokens is None and inner.idf_weights is not None:
         if tuple(inner.idf_weights.shape) != idf.shape:
             plan.mismatched.append(
-                (f"{target.name}.idf_weights", tuple(inner.idf_weights.shape), idf.path, idf.shape)
+                (
+                    _qualified(target.name, "idf_weights"),
+                    tuple(inner.idf_weights.shape),
+                    idf.path,
+                    idf.shape,
+                )
             )
             return
 
@@ -331,8 +350,8 @@ def _lookup(
             inner.idf_weights = _tensor_like(weights, inner.idf_weights, torch.float32)
 
     plan.apply.append(apply)
-    plan.restored += [f"{target.name}.vocabulary"] if tokens is not None else []
-    plan.restored += [f"{target.name}.idf_weights"] if use_idf else []
+    plan.restored += [_qualified(target.name, "vocabulary")] if tokens is not None else []
+    plan.restored += [_qualified(target.name, "idf_weights")] if use_idf else []
 
 
 def _index(target: StateTarget, found: dict[str, _Source], plan: _StatePlan) -> None:
@@ -344,7 +363,7 @@ def _index(target: StateTarget, found: dict[str, _Source], plan: _StatePlan) -> 
         plan.consumed |= {s.key for n, s in found.items() if n in ("counter", "_counter")}
         plan.not_restored.append(
             (
-                target.name,
+                target.name or "<root>",
                 "a Streaming index keeps its candidates in a tf.data pipeline, never in a "
                 "checkpoint; call index_from_dataset on the torchrs twin",
             )
@@ -354,7 +373,10 @@ def _index(target: StateTarget, found: dict[str, _Source], plan: _StatePlan) -> 
     identifiers = found.get("identifiers") or found.get("_identifiers")
     if candidates is None:
         plan.not_restored.append(
-            (target.name, "the TF BruteForce was never indexed: no candidates in the export")
+            (
+                target.name or "<root>",
+                "the TF BruteForce was never indexed: no candidates in the export",
+            )
         )
         return
     plan.consumed |= {
@@ -370,8 +392,8 @@ def _index(target: StateTarget, found: dict[str, _Source], plan: _StatePlan) -> 
         mod.index(candidates.load(), ids)
 
     plan.apply.append(apply)
-    plan.restored += [f"{target.name}.candidates"]
-    plan.restored += [f"{target.name}.identifiers"] if identifiers is not None else []
+    plan.restored += [_qualified(target.name, "candidates")]
+    plan.restored += [_qualified(target.name, "identifiers")] if identifiers is not None else []
 
 
 def _text(value: Any) -> Any:

@@ -421,3 +421,23 @@ def test_optimizer_state_follows_keras_numbering(tf, tmp_path) -> None:
     }
     embedding_m = next(value for name, value in tf_m.items() if "embedding" in name)
     np.testing.assert_array_equal(optimizer.state[twin[1].weight]["m"].numpy(), embedding_m)
+
+
+def test_brute_force_index_from_a_saved_model(exports, tf) -> None:
+    """The basic-retrieval tutorial's export (tf.saved_model.save of a BruteForce over a user tower)."""
+    from tests.converters.conftest import USERS
+
+    tower = nn.Sequential(
+        StringLookup(vocabulary=USERS), Embedding(len(USERS) + 1, 8), KerasDense(6)
+    )
+    twin = BruteForce(tower, k=10)
+    info = load_weights(twin, exports.index)
+    assert info.ok and info.restored_state == ("candidates", "identifiers")
+    queries = [b"3", b"never seen", "é".encode()]
+    loaded = tf.saved_model.load(str(exports.index))
+    expected_scores, expected_ids = loaded(tf.constant(queries))
+    scores, ids = twin(queries)
+    np.testing.assert_allclose(scores.detach().numpy(), expected_scores.numpy(), atol=ATOL, rtol=0)
+    assert [list(row) for row in ids] == [
+        [x.decode() for x in row] for row in expected_ids.numpy().tolist()
+    ]
