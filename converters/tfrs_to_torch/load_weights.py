@@ -320,12 +320,17 @@ def _lookup(
     plan.consumed |= {s.key for s in found.values()}  # token counts, document counts, idf
     tokens = vocabularies.tokens(target.layer.path, isinstance(mod, TextVectorization))
     if tokens is None:
+        why = (
+            "the SavedModel has no lookup_table under it"
+            if vocabularies.saved_model
+            else "Keras keeps no vocabulary in a TF checkpoint (adapt() empties its token_counts "
+            "table); load from the SavedModel to restore it"
+        )
         plan.not_restored.append(
             (
                 target.name or "<root>",
-                f"TF {target.layer.path} is an adapted lookup: Keras keeps no vocabulary in a TF "
-                "checkpoint (adapt() empties its token_counts table), so the torchrs layer keeps "
-                "the vocabulary it was built with; load from the SavedModel to restore it",
+                f"TF {target.layer.path} is an adapted lookup and {why}; the torchrs layer keeps "
+                "the vocabulary it was built with",
             )
         )
     use_idf = idf is not None and inner.output_mode == "tf_idf"
@@ -409,19 +414,34 @@ def _text(value: Any) -> Any:
 class _Vocabularies:
     """Lookup vocabularies read from a SavedModel's tables (a TF checkpoint holds none)."""
 
-    def __init__(self, fmt: formats.SourceFormat | None) -> None:
+    def __init__(self, fmt: formats.SourceFormat | None, trust_model: bool) -> None:
         self.fmt = fmt
+        self.trust_model = trust_model
         self._reader: Any = None
+
+    @property
+    def saved_model(self) -> bool:
+        """Whether the export is a SavedModel (which keeps the lookup tables)."""
+        fmt = self.fmt
+        return fmt is not None and fmt.kind in (formats.SAVED_MODEL, formats.KERAS_SAVED_MODEL)
 
     def tokens(self, path: str, text_vectorization: bool) -> list[Any] | None:
         fmt = self.fmt
-        if fmt is None or fmt.kind not in (formats.SAVED_MODEL, formats.KERAS_SAVED_MODEL):
+        if fmt is None or not self.saved_model:
             return None
         if self._reader is None:
             from converters.tfrs_to_torch.safety.graph_ops import audit_saved_model
 
             # tf.saved_model.load runs the export's functions: the op audit first, as convert does.
-            audit_saved_model(fmt.path, trust_model=False)
+            try:
+                audit_saved_model(fmt.path, trust_model=self.trust_model)
+            except ConversionError as err:
+                first = str(err).split(". The converter")[0]
+                raise ConversionError(
+                    f"{first}. load_weights restores adapted vocabularies by running the export's "
+                    "table functions, so it refuses this model. If you trust its author, pass "
+                    "trust_model=True."
+                ) from None
             self._reader = tf_format.SavedModelReader(
                 fmt.path, str(fmt.checkpoint_prefix), fmt.path
             )
@@ -470,7 +490,10 @@ def _strip_root(sources: list[_Source], targets: dict[str, str]) -> str:
 
 
 def load_weights(
-    module: nn.Module, model_dir: str | os.PathLike[str], strict: bool = True
+    module: nn.Module,
+    model_dir: str | os.PathLike[str],
+    strict: bool = True,
+    trust_model: bool = False,
 ) -> LoadingInfo:
     """Copies TF weights into ``module`` by structure (attribute names, weighted-layer order), and
     the state that is not a parameter where the export holds it.
@@ -480,6 +503,8 @@ def load_weights(
         model_dir: a TF checkpoint (prefix or directory), a SavedModel, or a converted checkpoint
             directory (``model_kind == "weights"``).
         strict: raise when anything is missing, unexpected or mismatched (nothing is copied then).
+        trust_model: run a SavedModel's table functions (to read adapted vocabularies) even when
+            its graph holds ops that can act outside this process (the converter's --trust-model).
 
     Returns:
         The :class:`LoadingInfo`.
@@ -503,7 +528,7 @@ def load_weights(
         ]
     layout = load_state.layout(module, tf_layers)
     targets = layout.parameters
-    state = _plan_state(layout.states, everything, _Vocabularies(fmt))
+    state = _plan_state(layout.states, everything, _Vocabularies(fmt, trust_model))
     sources = _gru_sources([s for s in model_sources if s.key not in state.consumed])
     params = dict(module.named_parameters())
     by_key: dict[str, _Source] = {}

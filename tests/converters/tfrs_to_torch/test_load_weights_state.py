@@ -441,3 +441,25 @@ def test_brute_force_index_from_a_saved_model(exports, tf) -> None:
     assert [list(row) for row in ids] == [
         [x.decode() for x in row] for row in expected_ids.numpy().tolist()
     ]
+
+
+def test_saved_model_with_refused_ops_needs_trust_model(tf, tmp_path) -> None:
+    """Reading a SavedModel's vocabulary runs its functions: the converter's op audit comes first,
+    with load_weights's own way out (trust_model=True), not the CLI's flag."""
+    lookup = tf.keras.layers.StringLookup()
+    lookup.adapt(np.array(WORDS))
+    model = tf.keras.Sequential([tf.keras.Input(shape=(), dtype=tf.string), lookup])
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+    def writer(path: Any) -> None:
+        tf.io.write_file(path, "x")
+
+    model.writer = writer
+    tf.saved_model.save(model, str(tmp_path / "sm"))
+    twin = nn.Sequential(StringLookup(vocabulary=["wrong"]))
+    with pytest.raises(ConversionError, match=r"WriteFile.*pass trust_model=True") as err:
+        load_weights(twin, tmp_path / "sm")
+    assert "--trust-model" not in str(err.value)
+    info = load_weights(twin, tmp_path / "sm", trust_model=True)
+    assert info.restored_state == ("0.vocabulary",)
+    assert twin[0].get_vocabulary(include_special_tokens=False) == _vocabulary(lookup)
