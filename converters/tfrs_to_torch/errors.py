@@ -15,6 +15,15 @@ class UnsupportedLayerError(ConversionError):
     Attributes:
         class_name: the Keras class of the layer (or what the export says it is).
         path: its object path in the export (``query_model/layer-2``).
+        detail: why it is unsupported.
+        problem: the message without the advice (what ``report.json`` records).
+
+    The advice depends on ``strict``: under ``--no-strict`` it never says to pass ``--no-strict``.
+
+    >>> "--no-strict" in str(UnsupportedLayerError("Lambda", "layer-2", strict=False))
+    False
+    >>> UnsupportedLayerError("Lambda", "layer-2", "Python code").problem
+    'Unsupported layer Lambda at layer-2: Python code'
     """
 
     def __init__(
