@@ -469,12 +469,14 @@ class SavedModelReader:
             f"its call uses ops {sorted(extra)} that are no Keras activation torchrs knows",
         )
 
-    def dense_regularizers(self, node_id: int, path: str) -> dict[str, dict[str, Any]]:
-        """A Dense layer's kernel / bias regularizers, read from the ops of its traced call.
+    def layer_regularizers(
+        self, node_id: int, path: str, class_name: str
+    ) -> dict[str, dict[str, Any]]:
+        """A Dense / Embedding layer's weight regularizers, read from the ops of its traced call.
 
         Keras traces ``L1(l1)`` as ``l1 * Sum(Abs(w))`` and ``L2(l2)`` as ``(2 * l2) * L2Loss(w)``
-        under ``<layer>/kernel/Regularizer/`` (``L1L2``: both, added). Returns
-        ``{"kernel_regularizer": {"class_name": "L2", "config": {"l2": ...}}, ...}`` (Keras
+        under ``<layer>/kernel/Regularizer/`` (``bias``, ``embeddings``; ``L1L2``: both, added).
+        Returns ``{"kernel_regularizer": {"class_name": "L2", "config": {"l2": ...}}, ...}`` (Keras
         config dicts); anything else in a regularizer scope is a custom regularizer, refused.
         """
         fn_id = self.child(
@@ -487,7 +489,7 @@ class SavedModelReader:
             fn = self.functions.get(name)
             if fn is None:
                 continue
-            for weight, found in _regularizer_factors(fn, path).items():
+            for weight, found in _regularizer_factors(fn, path, class_name).items():
                 config = {k: v for k, v in found.items()}
                 class_name = "L1L2" if len(config) == 2 else ("L1" if "l1" in config else "L2")
                 out.setdefault(
@@ -496,7 +498,7 @@ class SavedModelReader:
         return out
 
 
-_REGULARIZER_SCOPE = re.compile(r"(?:^|/)(kernel|bias)/Regularizer/")
+_REGULARIZER_SCOPE = re.compile(r"(?:^|/)(kernel|bias|embeddings)/Regularizer/")
 # Ops of Keras's L1 / L2 / L1L2 regularizers (the L1L2 sum starts from a Const 0).
 _REGULARIZER_OPS = frozenset(
     {"Const", "ReadVariableOp", "Abs", "Sum", "L2Loss", "Mul", "AddV2", "Identity", "NoOp"}
@@ -512,7 +514,7 @@ def _function_ops(fn: Any) -> list[tuple[str | None, str]]:
     return out
 
 
-def _regularizer_factors(fn: Any, path: str) -> dict[str, dict[str, float]]:
+def _regularizer_factors(fn: Any, path: str, class_name: str) -> dict[str, dict[str, float]]:
     """``{"kernel": {"l1": ..., "l2": ...}}`` from the regularizer scopes of one traced call."""
     tf = import_tf()
     nodes = {node.name: node for node in fn.node_def}
@@ -524,7 +526,7 @@ def _regularizer_factors(fn: Any, path: str) -> dict[str, dict[str, float]]:
         weight = found.group(1)
         if node.op not in _REGULARIZER_OPS:
             raise UnsupportedLayerError(
-                "Dense",
+                class_name,
                 path,
                 f"its {weight} regularizer uses op {node.op}: a custom regularizer torchrs cannot "
                 "rebuild (Keras's L1, L2 and L1L2 are converted)",

@@ -45,21 +45,39 @@ from converters.tfrs_to_torch.tf_format import (
     read_tensor,
 )
 
-# Dense config entries carried into torchrs (its KerasDense computes the same losses).
+# Dense config entries carried into torchrs (its Dense computes the same losses).
 REGULARIZER_KEYS = ("kernel_regularizer", "bias_regularizer")
 
 
-def _check_regularizer(config: Any, key: str, path: str) -> None:
-    """A Keras regularizer torchrs cannot build (a custom one, OrthogonalRegularizer) is refused here,
-    not when the converted model is loaded."""
+def _config_regularizers(
+    config: dict[str, Any], keys: tuple[str, ...], path: str
+) -> dict[str, Any]:
+    """The regularizers of a Keras layer config, as Keras config dicts (or names).
+
+    A Keras regularizer torchrs cannot build (a custom one, OrthogonalRegularizer) is refused here,
+    not when the converted model is loaded.
+    """
     from torchrs.regularizers import get_regularizer
 
-    try:
-        get_regularizer(config)
-    except (ValueError, TypeError) as err:
-        raise UnsupportedLayerError(
-            "Dense", path, f"its {key} is not one torchrs rebuilds ({err})"
-        ) from None
+    out: dict[str, Any] = {}
+    for key in keys:
+        regularizer = config.get(key)
+        if regularizer is None:
+            continue
+        if isinstance(regularizer, dict):  # Keras config dict: class name and factors
+            regularizer = {
+                "class_name": regularizer.get("class_name"),
+                "config": dict(regularizer.get("config") or {}),
+            }
+        try:
+            get_regularizer(regularizer)
+        except (ValueError, TypeError) as err:
+            cls = str(config.get("name", "layer"))
+            raise UnsupportedLayerError(
+                cls, path, f"its {key} is not one torchrs rebuilds ({err})"
+            ) from None
+        out[key] = regularizer
+    return out
 
 
 class Walker(IndexWalker, LookupWalker):
@@ -135,7 +153,7 @@ class Walker(IndexWalker, LookupWalker):
         if cls in rules.LOOKUP_LAYERS or cls == "_Lookup":
             return self.lookup(node_id, path, prefix, cls)
         if cls == "Embedding":
-            return self.weighted(node_id, path, prefix, cls, self.embedding_config(node_id))
+            return self.weighted(node_id, path, prefix, cls, self.embedding_config(node_id, path))
         if cls == "Dense":
             return self.weighted(node_id, path, prefix, cls, self.dense_config(node_id, path))
         if cls == "MLP":
@@ -179,9 +197,25 @@ class Walker(IndexWalker, LookupWalker):
             return self.container(node_id, path, prefix)
         raise UnsupportedLayerError(cls, path)
 
-    def embedding_config(self, node_id: int) -> dict[str, Any]:
+    def embedding_config(self, node_id: int, path: str) -> dict[str, Any]:
         config = self.sm.config(node_id)
-        return {"mask_zero": bool(config.get("mask_zero", False))}
+        out: dict[str, Any] = {"mask_zero": bool(config.get("mask_zero", False))}
+        if config:
+            out.update(_config_regularizers(config, ("embeddings_regularizer",), path))
+        else:  # tf.saved_model.save: the regularizer is read from its traced ops
+            found = self.sm.layer_regularizers(node_id, path, "Embedding")
+            for key, value in found.items():
+                self.plan.report.append(
+                    ReportEntry(
+                        path,
+                        Status.INFERRED,
+                        reason=f"Embedding config not in the export (tf.saved_model.save): "
+                        f"{key}={value['class_name']}({value['config']}) read from its traced "
+                        "regularizer ops",
+                    )
+                )
+            out.update(found)
+        return out
 
     def dense_config(self, node_id: int, path: str, enclosing: int | None = None) -> dict[str, Any]:
         config = self.sm.config(node_id)
@@ -190,21 +224,12 @@ class Walker(IndexWalker, LookupWalker):
             if isinstance(activation, dict):
                 activation = activation.get("config", {}).get("name", activation.get("class_name"))
             out = {"activation": activation, "use_bias": bool(config.get("use_bias", True))}
-            for key in REGULARIZER_KEYS:
-                regularizer = config.get(key)
-                if isinstance(regularizer, dict):  # Keras config dict: class name and factors
-                    out[key] = {
-                        "class_name": regularizer.get("class_name"),
-                        "config": dict(regularizer.get("config") or {}),
-                    }
-                elif regularizer is not None:
-                    out[key] = regularizer  # a Keras name ("l2")
-                if key in out:
-                    _check_regularizer(out[key], key, path)
-            return out
+            return {**out, **_config_regularizers(config, REGULARIZER_KEYS, path)}
         has_bias = any(p == "bias" for p, _ in self.sm.layer_variables(node_id))
         activation = self.sm.dense_activation(node_id, path, enclosing)
-        regularizers = {} if enclosing is not None else self.sm.dense_regularizers(node_id, path)
+        regularizers = (
+            {} if enclosing is not None else self.sm.layer_regularizers(node_id, path, "Dense")
+        )
         read = ", ".join(f"{k}={v['class_name']}({v['config']})" for k, v in regularizers.items())
         self.plan.report.append(
             ReportEntry(

@@ -375,7 +375,13 @@ def _embedding(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix
     from torchrs.layers.embedding import Embedding
 
     rows, cols = spec["shapes"]["weight"]
-    return Embedding(rows, cols, mask_zero=bool(_config(spec).get("mask_zero", False)))
+    config = _config(spec)
+    return Embedding(
+        rows,
+        cols,
+        mask_zero=bool(config.get("mask_zero", False)),
+        embeddings_regularizer=config.get("embeddings_regularizer"),
+    )
 
 
 def _dense(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
@@ -447,7 +453,12 @@ def _gru(spec: dict[str, Any], tensors: Mapping[str, torch.Tensor], prefix: str)
 ACTIVATION = (str, dict, type(None))
 REGULARIZER = (str, dict, type(None))  # a Keras regularizer name or config dict
 register(
-    LayerKind("Embedding", _embedding, config=(ConfigField("mask_zero", bool),), shapes=("weight",))
+    LayerKind(
+        "Embedding",
+        _embedding,
+        config=(ConfigField("mask_zero", bool), ConfigField("embeddings_regularizer", REGULARIZER)),
+        shapes=("weight",),
+    )
 )
 register(
     LayerKind(

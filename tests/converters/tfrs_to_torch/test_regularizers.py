@@ -14,14 +14,24 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import torchrs.io
 from converters.tfrs_to_torch.cli import main
-from torchrs.layers.dense import regularization_loss
+from torchrs.layers.dense import Dense
+from torchrs.layers.embedding import Embedding
 
 pytestmark = pytest.mark.tf
 
 KINDS = ["l2", "l1", "l1l2"]
+
+
+def regularization_loss(module: nn.Module) -> torch.Tensor:
+    """The penalties of every Embedding and Dense inside ``module`` (Keras's ``sum(model.losses)``)."""
+    return sum(
+        (m.regularization_loss() for m in module.modules() if isinstance(m, Dense | Embedding)),
+        torch.zeros(()),
+    )
 
 
 def _regularizer(tf: Any, kind: str) -> Any:
@@ -42,7 +52,8 @@ def regularized(tf, tmp_path_factory) -> dict[str, tuple[Any, Path, Path]]:
     for kind in KINDS:
         model = tf.keras.Sequential(
             [
-                tf.keras.Input(shape=(4,)),
+                tf.keras.Input(shape=(), dtype=tf.int64),
+                tf.keras.layers.Embedding(10, 4, embeddings_regularizer=_regularizer(tf, kind)),
                 tf.keras.layers.Dense(
                     3, activation="relu", kernel_regularizer=_regularizer(tf, kind)
                 ),
@@ -67,18 +78,20 @@ def test_regularized_dense_converts(regularized, tmp_path, capsys, kind, export)
         capsys.readouterr().err
     )
     tower = torchrs.io.load(out)
-    inputs = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
+    inputs = np.random.default_rng(0).integers(0, 10, size=(8,))
     # 1e-6: two float32 matmuls (summation order may differ between TF and torch).
     np.testing.assert_allclose(
         tower(torch.from_numpy(inputs)).detach().numpy(), model(inputs).numpy(), atol=1e-6, rtol=0
     )
     expected = float(sum(float(loss) for loss in model.losses))
     assert expected > 0
-    # 1e-6 relative: float32 sums of squares / absolute values over 20 weights; the L2 factor is
+    # 1e-6 relative: float32 sums of squares / absolute values over 60 weights; the L2 factor is
     # read back as (2 * l2) / 2 from Keras's float32 constant, which is float32(l2) exactly.
     np.testing.assert_allclose(
         float(regularization_loss(tower).detach()), expected, rtol=1e-6, atol=0
     )
+    # Embedding, Dense kernel, Dense bias: each penalty is there (none silently dropped).
+    assert len([loss for loss in model.losses if float(loss) > 0]) == 3
 
 
 def test_custom_regularizer_is_refused_with_the_op(tf, tmp_path, capsys) -> None:
