@@ -378,34 +378,42 @@ def test_streaming_index_says_its_candidates_are_not_in_the_checkpoint(tf, tfrs,
     assert "index_from_dataset" in info.state_not_restored[0][1]
 
 
-def test_optimizer_state_follows_keras_numbering(tf, tmp_path) -> None:
-    """An adapted lookup shifts the numbers of the layers after it, a frozen Dense keeps its number
-    without having a slot: the optimizer slots still land on the right torch parameters."""
+@pytest.fixture(scope="session")
+def trained_with_lookup(tf, tmp_path_factory) -> tuple[Any, Path]:
+    """A Sequential with an adapted lookup and a frozen Dense, fitted with Adam and saved with its
+    optimizer: ``(model, converted directory)``."""
     from converters.tfrs_to_torch.cli import main
-    from torchrs.io import load_optimizer_state
-    from torchrs.optim import Adam
 
+    root = tmp_path_factory.mktemp("trained_with_lookup")
     tf.keras.utils.set_random_seed(11)
     layers = tf.keras.layers
     lookup = layers.StringLookup()
     lookup.adapt(np.array(WORDS))
-    frozen = layers.Dense(4, trainable=False)
     model = tf.keras.Sequential(
         [
             tf.keras.Input(shape=(), dtype=tf.string),
             lookup,
             layers.Embedding(6, 3),
-            frozen,
+            layers.Dense(4, trainable=False),
             layers.Dense(1),
         ]
     )
     model.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss="mse")
     x, y = tf.constant(WORDS), tf.constant(np.arange(len(WORDS), dtype="float32"))
     model.fit(x, y, batch_size=4, epochs=2, verbose=0)
-    model.save_weights(str(tmp_path / "ckpt" / "weights"))
-    out = tmp_path / "out"
-    assert main([str(tmp_path / "ckpt"), "--out", str(out), "--json"]) == 0
+    model.save_weights(str(root / "ckpt" / "weights"))
+    assert main([str(root / "ckpt"), "--out", str(root / "out"), "--json"]) == 0
+    return model, root / "out"
 
+
+def test_optimizer_state_follows_keras_numbering(trained_with_lookup) -> None:
+    """An adapted lookup shifts the numbers of the layers after it, a frozen Dense keeps its number
+    without having a slot: the optimizer slots still land on the right torch parameters."""
+    from torchrs.io import load_optimizer_state
+    from torchrs.optim import Adam
+
+    model, out = trained_with_lookup
+    lookup = model.layers[0]
     twin = nn.Sequential(
         StringLookup(vocabulary=_vocabulary(lookup)), Embedding(6, 3), KerasDense(4), KerasDense(1)
     )
