@@ -15,6 +15,7 @@ from converters.tfrs_to_torch.compare import CONVERTER_TOLERANCE
 from converters.tfrs_to_torch.errors import (
     ConversionError,
     TensorFlowNotInstalledError,
+    UnsupportedLayerError,
     VerificationCheck,
     VerificationError,
 )
@@ -139,12 +140,20 @@ def convert(
     plan: Plan | None = None
     try:
         with safety.temporary_files_in(scratch / TEMP_FILES_DIR):
-            if fmt.kind == formats.CHECKPOINT:
-                plan = planning.plan_checkpoint(fmt, strict=strict)
-            else:
-                plan = planning.plan_saved_model(
-                    fmt, strict=strict, vocab_overrides=vocab, scratch=scratch
-                )
+            try:
+                if fmt.kind == formats.CHECKPOINT:
+                    plan = planning.plan_checkpoint(fmt, strict=strict)
+                else:
+                    plan = planning.plan_saved_model(
+                        fmt, strict=strict, vocab_overrides=vocab, scratch=scratch
+                    )
+            except UnsupportedLayerError as err:
+                if strict:
+                    raise
+                # A layer even --no-strict cannot skip: the advice must not be to pass --no-strict.
+                raise UnsupportedLayerError(
+                    err.class_name, err.path, err.detail, strict=False
+                ) from None
             safety.watch_nonfinite(plan, record.nonfinite)
             safety.check_vocab_used(vocab, fmt.path)
             weights_file = target.path / writer.WEIGHTS_FILE

@@ -15,16 +15,35 @@ class UnsupportedLayerError(ConversionError):
     Attributes:
         class_name: the Keras class of the layer (or what the export says it is).
         path: its object path in the export (``query_model/layer-2``).
+        detail: why it is unsupported.
+        problem: the message without the advice (what ``report.json`` records).
+
+    The advice depends on ``strict``: under ``--no-strict`` it never says to pass ``--no-strict``.
+
+    >>> "--no-strict" in str(UnsupportedLayerError("Lambda", "layer-2", strict=False))
+    False
+    >>> UnsupportedLayerError("Lambda", "layer-2", "Python code").problem
+    'Unsupported layer Lambda at layer-2: Python code'
     """
 
-    def __init__(self, class_name: str, path: str, detail: str = "") -> None:
+    def __init__(
+        self, class_name: str, path: str, detail: str = "", *, strict: bool = True
+    ) -> None:
         self.class_name = class_name
         self.path = path
-        super().__init__(
-            f"Unsupported layer {class_name} at {path or '<root>'}{': ' + detail if detail else ''}. "
+        self.detail = detail
+        self.problem = (
+            f"Unsupported layer {class_name} at {path or '<root>'}{': ' + detail if detail else ''}"
+        )
+        # The advice depends on the mode: under --no-strict, passing --no-strict is no fix.
+        advice = (
             "torchrs cannot rebuild it; pass --no-strict to convert the rest and list it in "
             "report.json, or rewrite that part in torchrs and use load_weights(module, MODEL_DIR)."
+            if strict
+            else "torchrs cannot rebuild it; rewrite that part in torchrs and use "
+            "load_weights(module, MODEL_DIR)."
         )
+        super().__init__(f"{self.problem}. {advice}")
 
 
 class TensorFlowNotInstalledError(ConversionError):

@@ -10,6 +10,7 @@ the same node ids. A Keras SavedModel adds ``keras_metadata.pb``: the class and 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -445,7 +446,9 @@ class SavedModelReader:
             fn = self.functions.get(name)
             if fn is not None:
                 traced = True
-                ops.update(node.op for node in fn.node_def)
+                # The regularizers' ops (L2Loss / Abs, Sum, Mul) are traced too; they compute the
+                # layer's losses, not its output (read by dense_regularizers).
+                ops.update(op for scope, op in _function_ops(fn) if scope is None)
         if not traced:  # e.g. the Dense sublayers of an MLP: only the MLP's call was traced
             raise UnsupportedLayerError(
                 "Dense",
@@ -465,6 +468,82 @@ class SavedModelReader:
             path,
             f"its call uses ops {sorted(extra)} that are no Keras activation torchrs knows",
         )
+
+    def layer_regularizers(
+        self, node_id: int, path: str, class_name: str
+    ) -> dict[str, dict[str, Any]]:
+        """A Dense / Embedding layer's weight regularizers, read from the ops of its traced call.
+
+        Keras traces ``L1(l1)`` as ``l1 * Sum(Abs(w))`` and ``L2(l2)`` as ``(2 * l2) * L2Loss(w)``
+        under ``<layer>/kernel/Regularizer/`` (``bias``, ``embeddings``; ``L1L2``: both, added).
+        Returns ``{"kernel_regularizer": {"class_name": "L2", "config": {"l2": ...}}, ...}`` (Keras
+        config dicts); anything else in a regularizer scope is a custom regularizer, refused.
+        """
+        fn_id = self.child(
+            node_id, "call_and_return_conditional_losses", "call_and_return_all_conditional_losses"
+        )
+        if fn_id is None:
+            return {}
+        out: dict[str, dict[str, Any]] = {}
+        for name in self.graph.nodes[fn_id].function.concrete_functions:
+            fn = self.functions.get(name)
+            if fn is None:
+                continue
+            for weight, found in _regularizer_factors(fn, path, class_name).items():
+                config = {k: v for k, v in found.items()}
+                class_name = "L1L2" if len(config) == 2 else ("L1" if "l1" in config else "L2")
+                out.setdefault(
+                    f"{weight}_regularizer", {"class_name": class_name, "config": config}
+                )
+        return out
+
+
+_REGULARIZER_SCOPE = re.compile(r"(?:^|/)(kernel|bias|embeddings)/Regularizer/")
+# Ops of Keras's L1 / L2 / L1L2 regularizers (the L1L2 sum starts from a Const 0).
+_REGULARIZER_OPS = frozenset(
+    {"Const", "ReadVariableOp", "Abs", "Sum", "L2Loss", "Mul", "AddV2", "Identity", "NoOp"}
+)
+
+
+def _function_ops(fn: Any) -> list[tuple[str | None, str]]:
+    """``(regularized weight or None, op type)`` of each node of a traced layer call."""
+    out: list[tuple[str | None, str]] = []
+    for node in fn.node_def:
+        found = _REGULARIZER_SCOPE.search(node.name)
+        out.append((found.group(1) if found else None, node.op))
+    return out
+
+
+def _regularizer_factors(fn: Any, path: str, class_name: str) -> dict[str, dict[str, float]]:
+    """``{"kernel": {"l1": ..., "l2": ...}}`` from the regularizer scopes of one traced call."""
+    tf = import_tf()
+    nodes = {node.name: node for node in fn.node_def}
+    factors: dict[str, dict[str, float]] = {}
+    for node in fn.node_def:
+        found = _REGULARIZER_SCOPE.search(node.name)
+        if found is None:
+            continue
+        weight = found.group(1)
+        if node.op not in _REGULARIZER_OPS:
+            raise UnsupportedLayerError(
+                class_name,
+                path,
+                f"its {weight} regularizer uses op {node.op}: a custom regularizer torchrs cannot "
+                "rebuild (Keras's L1, L2 and L1L2 are converted)",
+            )
+        if node.op != "Mul":
+            continue
+        inputs = [nodes.get(t.split(":")[0]) for t in node.input if not t.startswith("^")]
+        ops = {n.op: n for n in inputs if n is not None}
+        const = ops.get("Const")
+        if const is None:
+            continue
+        value = float(tf.make_ndarray(const.attr["value"].tensor))
+        if "L2Loss" in ops:  # Keras: 2 * l2 * l2_loss(w), l2_loss(w) = sum(w ** 2) / 2
+            factors.setdefault(weight, {})["l2"] = value / 2.0
+        elif "Sum" in ops:
+            factors.setdefault(weight, {})["l1"] = value
+    return factors
 
 
 class TFProbe:

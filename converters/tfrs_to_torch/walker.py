@@ -45,6 +45,40 @@ from converters.tfrs_to_torch.tf_format import (
     read_tensor,
 )
 
+# Dense config entries carried into torchrs (its Dense computes the same losses).
+REGULARIZER_KEYS = ("kernel_regularizer", "bias_regularizer")
+
+
+def _config_regularizers(
+    config: dict[str, Any], keys: tuple[str, ...], path: str
+) -> dict[str, Any]:
+    """The regularizers of a Keras layer config, as Keras config dicts (or names).
+
+    A Keras regularizer torchrs cannot build (a custom one, OrthogonalRegularizer) is refused here,
+    not when the converted model is loaded.
+    """
+    from torchrs.regularizers import get_regularizer
+
+    out: dict[str, Any] = {}
+    for key in keys:
+        regularizer = config.get(key)
+        if regularizer is None:
+            continue
+        if isinstance(regularizer, dict):  # Keras config dict: class name and factors
+            regularizer = {
+                "class_name": regularizer.get("class_name"),
+                "config": dict(regularizer.get("config") or {}),
+            }
+        try:
+            get_regularizer(regularizer)
+        except (ValueError, TypeError) as err:
+            cls = str(config.get("name", "layer"))
+            raise UnsupportedLayerError(
+                cls, path, f"its {key} is not one torchrs rebuilds ({err})"
+            ) from None
+        out[key] = regularizer
+    return out
+
 
 class Walker(IndexWalker, LookupWalker):
     """Describes the module at a node of the object graph, adding its tensors and report entries to ``plan``."""
@@ -119,7 +153,7 @@ class Walker(IndexWalker, LookupWalker):
         if cls in rules.LOOKUP_LAYERS or cls == "_Lookup":
             return self.lookup(node_id, path, prefix, cls)
         if cls == "Embedding":
-            return self.weighted(node_id, path, prefix, cls, self.embedding_config(node_id))
+            return self.weighted(node_id, path, prefix, cls, self.embedding_config(node_id, path))
         if cls == "Dense":
             return self.weighted(node_id, path, prefix, cls, self.dense_config(node_id, path))
         if cls == "MLP":
@@ -163,9 +197,25 @@ class Walker(IndexWalker, LookupWalker):
             return self.container(node_id, path, prefix)
         raise UnsupportedLayerError(cls, path)
 
-    def embedding_config(self, node_id: int) -> dict[str, Any]:
+    def embedding_config(self, node_id: int, path: str) -> dict[str, Any]:
         config = self.sm.config(node_id)
-        return {"mask_zero": bool(config.get("mask_zero", False))}
+        out: dict[str, Any] = {"mask_zero": bool(config.get("mask_zero", False))}
+        if config:
+            out.update(_config_regularizers(config, ("embeddings_regularizer",), path))
+        else:  # tf.saved_model.save: the regularizer is read from its traced ops
+            found = self.sm.layer_regularizers(node_id, path, "Embedding")
+            for key, value in found.items():
+                self.plan.report.append(
+                    ReportEntry(
+                        path,
+                        Status.INFERRED,
+                        reason=f"Embedding config not in the export (tf.saved_model.save): "
+                        f"{key}={value['class_name']}({value['config']}) read from its traced "
+                        "regularizer ops",
+                    )
+                )
+            out.update(found)
+        return out
 
     def dense_config(self, node_id: int, path: str, enclosing: int | None = None) -> dict[str, Any]:
         config = self.sm.config(node_id)
@@ -173,18 +223,24 @@ class Walker(IndexWalker, LookupWalker):
             activation = config.get("activation", "linear")
             if isinstance(activation, dict):
                 activation = activation.get("config", {}).get("name", activation.get("class_name"))
-            return {"activation": activation, "use_bias": bool(config.get("use_bias", True))}
+            out = {"activation": activation, "use_bias": bool(config.get("use_bias", True))}
+            return {**out, **_config_regularizers(config, REGULARIZER_KEYS, path)}
         has_bias = any(p == "bias" for p, _ in self.sm.layer_variables(node_id))
         activation = self.sm.dense_activation(node_id, path, enclosing)
+        regularizers = (
+            {} if enclosing is not None else self.sm.layer_regularizers(node_id, path, "Dense")
+        )
+        read = ", ".join(f"{k}={v['class_name']}({v['config']})" for k, v in regularizers.items())
         self.plan.report.append(
             ReportEntry(
                 path,
                 Status.INFERRED,
                 reason=f"Dense config not in the export (tf.saved_model.save): activation "
-                f"{activation!r} read from the traced call, use_bias={has_bias}",
+                f"{activation!r} read from the traced call, use_bias={has_bias}"
+                + (f", {read} read from its traced regularizer ops" if read else ""),
             )
         )
-        return {"activation": activation, "use_bias": has_bias}
+        return {"activation": activation, "use_bias": has_bias, **regularizers}
 
     def keras_or_default_config(self, node_id: int, path: str, cls: str) -> dict[str, Any]:
         """The layer's Keras config; without one (tf.saved_model.save), Keras's defaults, reported as inferred."""
@@ -482,7 +538,7 @@ class Walker(IndexWalker, LookupWalker):
         except UnsupportedLayerError as err:
             if self.strict:
                 raise
-            self.plan.report.append(ReportEntry(path, Status.UNSUPPORTED, reason=str(err)))
+            self.plan.report.append(ReportEntry(path, Status.UNSUPPORTED, reason=err.problem))
             self.sm.skip_variables(node_id, f"inside unsupported layer {err.class_name}")
             return None
 
@@ -494,7 +550,8 @@ class Walker(IndexWalker, LookupWalker):
             raise UnsupportedLayerError(
                 self.infer_class(node_id, path),
                 path,
-                f"{where} cannot skip a layer; rewrite the model in torchrs and use load_weights",
+                f"{where} cannot skip a layer",
+                strict=self.strict,
             )
         return spec
 

@@ -5,6 +5,7 @@ module's parameters by structure (:func:`structural_parameter_keys`, the way TF 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,33 +19,55 @@ from torchrs.io.spec import CONFIG_FILE, OPTIMIZER_PREFIX, WEIGHTS_FILE
 __all__ = ["load_optimizer_state", "structural_parameter_keys"]
 
 
-def structural_parameter_keys(module: nn.Module) -> dict[str, str]:
+def structural_parameter_keys(
+    module: nn.Module, tf_keys: Iterable[str] | None = None
+) -> dict[str, str]:
     """Structural key -> parameter name, the way TF names checkpoint objects.
 
     Attribute names are kept; inside an ``nn.Sequential`` the children that own parameters are
-    numbered ``#0, #1, ...`` like Keras's ``layer_with_weights-N``.
+    numbered ``#0, #1, ...`` like Keras's ``layer_with_weights-N``. Keras also numbers layers whose
+    only weights are no parameters (an adapted ``StringLookup``'s table, an adapted
+    ``Normalization``'s statistics), so given the TF side's structural keys (``tf_keys``), the
+    children with parameters take, in order, the numbers TF's parameters have at that place.
 
     Args:
         module: any module.
+        tf_keys: the TF side's structural keys (``#1.weight``...), or None for plain numbering.
 
     Returns:
         ``{structural key: parameter name}``.
 
     >>> structural_parameter_keys(nn.Sequential(nn.ReLU(), nn.Linear(2, 1)))
     {'#0.weight': '1.weight', '#0.bias': '1.bias'}
+    >>> structural_parameter_keys(nn.Sequential(nn.Linear(2, 1)), ["#1.weight", "#1.bias"])
+    {'#1.weight': '0.weight', '#1.bias': '0.bias'}
     """
+    numbers: dict[str, list[int]] = {}
+    for key in tf_keys or ():
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            if part.startswith("#") and part[1:].isdigit():
+                container = "".join(f"{p}." for p in parts[:i])
+                if int(part[1:]) not in numbers.setdefault(container, []):
+                    numbers[container].append(int(part[1:]))
     out: dict[str, str] = {}
 
     def walk(mod: nn.Module, key_prefix: str, name_prefix: str) -> None:
         for name, param in mod.named_parameters(recurse=False):
             if param is not None:
                 out[key_prefix + name] = name_prefix + name
+        tf_numbers = sorted(numbers.get(key_prefix, []))
         weighted = 0
         for name, child in mod.named_children():
             if isinstance(mod, nn.Sequential):
                 if not any(True for _ in child.parameters()):
                     continue
-                key = f"#{weighted}"
+                if weighted < len(tf_numbers):
+                    key = f"#{tf_numbers[weighted]}"
+                else:  # more children than TF has here: past TF's numbers (reported as missing)
+                    key = (
+                        f"#{weighted - len(tf_numbers) + (tf_numbers[-1] + 1 if tf_numbers else 0)}"
+                    )
                 weighted += 1
             else:
                 key = name
@@ -52,6 +75,24 @@ def structural_parameter_keys(module: nn.Module) -> dict[str, str]:
 
     walk(module, "", "")
     return out
+
+
+def _layers_with_parameters(checkpoint: Any) -> list[str]:
+    """Structural keys (``#1.x``) of the TF layers with parameters in a converted weights
+    directory, frozen ones included (they have no optimizer slot but keep their number); the
+    layers whose only weights are state (adapted lookups, Normalization) are left out."""
+    paths = checkpoint.architecture.get("paths")
+    if not isinstance(paths, dict):
+        return []
+    try:
+        from converters.tfrs_to_torch.load_state import PARAMETERS, weighted_layers_from_paths
+    except (
+        ImportError
+    ):  # torchrs without the converters: the optimizer's own keys number the layers
+        return []
+    every = [p for aliases in paths.values() for p in aliases if isinstance(p, str)]
+    layers = weighted_layers_from_paths(every)
+    return [f"{layer.container}#{layer.index}.x" for layer in layers if layer.kind == PARAMETERS]
 
 
 def _check_lazy_momentum_embeddings(
@@ -193,11 +234,13 @@ def load_optimizer_state(
     by_key = {entry["key"]: (path, entry) for path, entry in variables.items()}
     targets = structural_parameter_keys(module)
     roots = {key.split(".")[0] for key in by_key}
+    layer_keys = _layers_with_parameters(checkpoint)
     if len(roots) == 1 and not any(k.split(".")[0] in roots for k in targets):
-        strip = (
-            len(roots.pop()) + 1
-        )  # tf.train.Checkpoint(model=...) nests the model one level down
-        by_key = {key[strip:]: value for key, value in by_key.items()}
+        root = roots.pop() + "."  # tf.train.Checkpoint(model=...) nests the model one level down
+        by_key = {key[len(root) :]: value for key, value in by_key.items()}
+        layer_keys = [k[len(root) :] for k in layer_keys if k.startswith(root)]
+    # Numbered as TF numbers them (an adapted lookup before an Embedding shifts its number).
+    targets = structural_parameter_keys(module, [*by_key, *layer_keys])
     params = dict(module.named_parameters())
     optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
     missing = sorted(  # no variables at all: a slotless optimizer (legacy SGD with decay), iterations only

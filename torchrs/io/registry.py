@@ -489,7 +489,13 @@ def _embedding(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> 
     from torchrs.layers.embedding import Embedding
 
     rows, cols = node.shapes["weight"]
-    return Embedding(rows, cols, mask_zero=bool(_config(node).get("mask_zero", False)))
+    config = _config(node)
+    return Embedding(
+        rows,
+        cols,
+        mask_zero=bool(config.get("mask_zero", False)),
+        embeddings_regularizer=config.get("embeddings_regularizer"),
+    )
 
 
 def _dense(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
@@ -502,6 +508,8 @@ def _dense(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.M
         activation=_activation(config.get("activation")),
         use_bias=bool(config.get("use_bias", True)),
         input_dim=in_features,
+        kernel_regularizer=config.get("kernel_regularizer"),
+        bias_regularizer=config.get("bias_regularizer"),
     )
 
 
@@ -555,14 +563,25 @@ def _gru(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Mod
 
 
 ACTIVATION = (str, dict, type(None))
+REGULARIZER = (str, dict, type(None))  # a Keras regularizer name or config dict
 register(
-    LayerKind("Embedding", _embedding, config=(ConfigField("mask_zero", bool),), shapes=("weight",))
+    LayerKind(
+        "Embedding",
+        _embedding,
+        config=(ConfigField("mask_zero", bool), ConfigField("embeddings_regularizer", REGULARIZER)),
+        shapes=("weight",),
+    )
 )
 register(
     LayerKind(
         "Dense",
         _dense,
-        config=(ConfigField("activation", ACTIVATION), ConfigField("use_bias", bool)),
+        config=(
+            ConfigField("activation", ACTIVATION),
+            ConfigField("use_bias", bool),
+            ConfigField("kernel_regularizer", REGULARIZER),
+            ConfigField("bias_regularizer", REGULARIZER),
+        ),
         shapes=("weight",),
     )
 )

@@ -263,6 +263,8 @@ def test_python_code_layers_are_refused(tf, tmp_path, capsys, kind: str) -> None
         assert _convert(tmp_path / "m", tmp_path / "out", *extra) == 2
         err = capsys.readouterr().err
         assert f"Unsupported layer {kind} at layer-2" in err and why in err
+        # The advice depends on the mode: under --no-strict, passing --no-strict is no fix.
+        assert ("--no-strict" in err) is (not extra)
         assert "Traceback" not in err and not (tmp_path / "out").exists()
 
 
