@@ -53,10 +53,12 @@ ALLOWED_CLASSES = frozenset(
         # initializers, regularizers, constraints
         "GlorotUniform", "GlorotNormal", "HeUniform", "HeNormal", "LecunUniform", "LecunNormal",
         "RandomUniform", "RandomNormal", "TruncatedNormal", "Zeros", "Ones", "Constant",
-        "Identity", "Orthogonal", "VarianceScaling", "L1", "L2", "L1L2", "MaxNorm",
+        "Identity", "Orthogonal", "VarianceScaling", "L1", "L2", "L1L2", "OrthogonalRegularizer",
+        "MaxNorm",
         "MinMaxNorm", "NonNeg", "UnitNorm", "RadialConstraint",
         # optimizers and schedules
         "Adam", "Adagrad", "SGD", "RMSprop", "AdamW", "Adamax", "Nadam", "Ftrl", "Adadelta",
+        "Lion", "Adafactor", "LossScaleOptimizer",
         "ExponentialDecay", "PiecewiseConstantDecay", "PolynomialDecay", "InverseTimeDecay",
         "CosineDecay", "CosineDecayRestarts",
         # losses and metrics
