@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import stat
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,16 +107,21 @@ MAX_NAME_CHARS = 100
 DEFAULT_ITEMSIZE = 4
 
 
-def _check_object(value: Any, where: str) -> None:
-    """Walks a config: every object naming a class must be allowed (iterative: no recursion limit)."""
+def _objects(value: Any, where: str) -> Iterator[tuple[dict[str, Any], str]]:
+    """Every JSON object inside ``value`` with its location (iterative: no recursion limit)."""
     stack = [(value, where)]
     while stack:
         item, path = stack.pop()
         if isinstance(item, list):
             stack.extend((v, f"{path}[{i}]") for i, v in enumerate(item))
-            continue
-        if not isinstance(item, dict):
-            continue
+        elif isinstance(item, dict):
+            yield item, path
+            stack.extend((v, f"{path}/{k}") for k, v in item.items())
+
+
+def _check_object(value: Any, where: str) -> None:
+    """Walks a config: every object naming a class must be allowed."""
+    for item, path in _objects(value, where):
         cls = item.get("class_name")
         if cls is not None:
             _check_class(item, cls, path)
@@ -129,7 +135,6 @@ def _check_object(value: Any, where: str) -> None:
                         "open it. Save the model with the vocabulary as a list (adapt() or "
                         "vocabulary=[...]) and convert again."
                     )
-        stack.extend((v, f"{path}/{k}") for k, v in item.items())
 
 
 def _check_class(item: dict[str, Any], cls: Any, path: str) -> None:
@@ -348,14 +353,7 @@ def _refused_classes(value: Any, where: str, accepted: frozenset[str]) -> list[t
     """(class, location in ``value`` [and module]) of every object naming a class outside the
     allow-list."""
     refused: list[tuple[str, str]] = []
-    stack = [(value, where)]
-    while stack:
-        item, path = stack.pop()
-        if isinstance(item, list):
-            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(item))
-            continue
-        if not isinstance(item, dict):
-            continue
+    for item, path in _objects(value, where):
         cls = item.get("class_name")
         if cls is not None and not _metadata_class_ok(item, cls, accepted):
             module = item.get("module")
@@ -363,7 +361,6 @@ def _refused_classes(value: Any, where: str, accepted: frozenset[str]) -> list[t
             if module is not None:
                 where_ += f", module {str(module)[:MAX_NAME_CHARS]!r}"
             refused.append((str(cls)[:MAX_NAME_CHARS], where_))
-        stack.extend((v, f"{path}/{k}") for k, v in item.items())
     return refused
 
 
