@@ -23,25 +23,8 @@ from converters.tfrs_to_torch.formats import (
 )
 from converters.tfrs_to_torch.plan import REEXPORT_HINT, ReportEntry, Status, TensorPlan
 from converters.tfrs_to_torch.tf_env import import_tf
+from torchrs.io.keras_numbering import TRACKING_NAMES
 
-# Object-graph children that Keras / TF add for tracking; they duplicate real attributes.
-TRACKING_NAMES = frozenset(
-    {
-        "variables",
-        "trainable_variables",
-        "non_trainable_variables",
-        "regularization_losses",
-        "keras_api",
-        "layers",
-        "metrics",
-        "layer_regularization_losses",
-        "layer_metrics",
-        "signatures",
-        "_self_tracked_trackables",
-        "_default_save_signature",
-        "input_vocabulary",
-    }
-)
 VARIABLE_ATTRIBUTE = "VARIABLE_VALUE"
 # Suffix TF appends to every checkpoint key of a variable.
 ATTRIBUTES_SUFFIX = "/.ATTRIBUTES/"
