@@ -9,7 +9,7 @@ names checkpoint objects:
   (``layer_with_weights-1``), an *adapted* lookup / Normalization / Discretization included (their
   tables and statistics are Keras weights); inside a torch ``nn.Sequential`` the children are
   numbered the same way, aligned with what the checkpoint holds (see
-  :mod:`converters.tfrs_to_torch.load_state`), so ``[StringLookup, Embedding, Dense]`` matches on
+  :mod:`torchrs.io.keras_numbering`), so ``[StringLookup, Embedding, Dense]`` matches on
   both sides whether the Keras lookup was adapted or built with its vocabulary;
 * state that is not a parameter is restored where the export holds it (Normalization statistics,
   Discretization summaries, a BruteForce index, lookup vocabularies from a SavedModel) and listed
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,13 +35,11 @@ import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
-from converters.tfrs_to_torch import formats, load_state, rules, tf_format
+from converters.tfrs_to_torch import formats, rules, tf_format
 from converters.tfrs_to_torch.errors import ConversionError
-from converters.tfrs_to_torch.load_state import StateTarget, TFLayer
 from converters.tfrs_to_torch.plan import VariableRole, variable_role
-
-_WEIGHTED_LAYER = re.compile(r"layer_with_weights-(\d+)")
-_ANY_LAYER = re.compile(r"layer-(\d+)")
+from torchrs.io import keras_numbering
+from torchrs.io.keras_numbering import StateTarget, TFLayer
 
 
 @dataclass(frozen=True)
@@ -84,20 +81,6 @@ class _Source:
     load: Callable[[], np.ndarray]
 
 
-def _structural_key(path: str) -> tuple[str, bool] | None:
-    """``user_model/layer_with_weights-1/kernel`` -> (``user_model.#1.weight``, True)."""
-    parts = path.split("/")
-    out = []
-    for part in parts[:-1]:
-        if part in tf_format.TRACKING_NAMES or _ANY_LAYER.fullmatch(part):
-            return None  # an alias path: the layer_with_weights-N path is used instead
-        found = _WEIGHTED_LAYER.fullmatch(part)
-        out.append(f"#{found.group(1)}" if found else part)
-    leaf, transpose = rules.attribute_rule(parts[-1]) or (parts[-1], False)
-    out.append(leaf)
-    return ".".join(out), transpose
-
-
 def _tensor_getter(handle: Any, name: str) -> Callable[[], np.ndarray]:
     return lambda: np.asarray(handle.get_tensor(name))
 
@@ -126,14 +109,14 @@ def _tf_sources(
         sources = []
         for name in names:
             for path in paths.get(name, [name]):
-                found = _structural_key(path)
+                found = keras_numbering.structural_key(path)
                 if found is not None:
                     shape = tuple(handle.get_slice(name).get_shape())
                     sources.append(
                         _Source(path, found[0], shape, found[1], _tensor_getter(handle, name))
                     )
         all_paths = [path for name in names for path in paths.get(name, [name])]
-        return sources, load_state.weighted_layers_from_paths(all_paths), None
+        return sources, keras_numbering.weighted_layers_from_paths(all_paths), None
     fmt = formats.detect_format(model_dir)
     if fmt.checkpoint_prefix is None:
         raise ConversionError(
@@ -146,7 +129,7 @@ def _tf_sources(
     sources = []
     for key, var_paths in tf_format.variable_paths(graph).items():
         for path in var_paths:
-            found = _structural_key(path)
+            found = keras_numbering.structural_key(path)
             if found is not None:
                 shape = tuple(int(d) for d in shapes[key])
                 sources.append(
@@ -158,7 +141,7 @@ def _tf_sources(
                         _variable_getter(reader, key),
                     )
                 )
-    return sources, load_state.weighted_layers(graph), fmt
+    return sources, keras_numbering.weighted_layers(graph), fmt
 
 
 def _gru_sources(sources: list[_Source]) -> list[_Source]:
@@ -469,11 +452,11 @@ def _plan_state(
     for target in targets:
         found = {s.key[len(target.key) :]: s for s in sources if s.key.startswith(target.key)}
         kind = target.layer.kind
-        if kind == load_state.NORMALIZATION:
+        if kind == keras_numbering.NORMALIZATION:
             _normalization(target, found, plan)
-        elif kind == load_state.DISCRETIZATION:
+        elif kind == keras_numbering.DISCRETIZATION:
             _discretization(target, found, plan)
-        elif kind == load_state.LOOKUP:
+        elif kind == keras_numbering.LOOKUP:
             _lookup(target, found, plan, vocabularies)
         else:
             _index(target, found, plan)
@@ -515,7 +498,7 @@ def load_weights(
     """
     everything, tf_layers, fmt = _tf_sources(model_dir)
     model_sources = [s for s in everything if not _ignorable(s.path)]
-    root = _strip_root(model_sources, load_state.layout(module, []).parameters)
+    root = _strip_root(model_sources, keras_numbering.layout(module, []).parameters)
     if root:
         everything = [
             replace(s, key=s.key[len(root) :]) for s in everything if s.key.startswith(root)
@@ -526,7 +509,7 @@ def load_weights(
             for layer in tf_layers
             if layer.container.startswith(root)
         ]
-    layout = load_state.layout(module, tf_layers)
+    layout = keras_numbering.layout(module, tf_layers)
     targets = layout.parameters
     state = _plan_state(layout.states, everything, _Vocabularies(fmt, trust_model))
     sources = _gru_sources([s for s in model_sources if s.key not in state.consumed])
@@ -568,7 +551,7 @@ def load_weights(
         + tuple(
             (
                 layer.path,
-                f"{load_state.KIND_TEXT[layer.kind]}, but the torchrs twin has no such "
+                f"{keras_numbering.KIND_TEXT[layer.kind]}, but the torchrs twin has no such "
                 "layer at that place",
             )
             for layer in layout.unmatched

@@ -47,7 +47,6 @@ from typing import Any
 import numpy as np
 
 from converters.tfrs_to_torch.errors import ConversionError
-from converters.tfrs_to_torch.load_weights import _structural_key
 from converters.tfrs_to_torch.optimizer_graph import (
     Found,
     GraphVariable,
@@ -84,6 +83,7 @@ from converters.tfrs_to_torch.tf_format import (
     read_tensor,
     strip_key,
 )
+from torchrs.io.keras_numbering import structural_key
 from torchrs.io.spec import OPTIMIZER_PREFIX
 
 # -------------------------------------------------------------------------------------------
@@ -363,7 +363,7 @@ def _map_slots(
             TensorPlan(name, source, tuple(slot_shape), dtype, _loader(reader, slot_key))
         )
         claimed[source] = ReportEntry(source, Status.CONVERTED, name, shape=slot_shape)
-        structural = _structural_key(variable.path)
+        structural = structural_key(variable.path)
         entry = slotted.setdefault(
             variable.path,
             {

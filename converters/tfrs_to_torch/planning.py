@@ -69,13 +69,14 @@ def plan_saved_model(
         ConversionError: unreadable export, no recommender inside, unsupported layer (strict).
     """
     directory, label = fmt.path, fmt.path
+    legacy_optimizer: str | None = None
     cleanup: list[Any] = []
     if fmt.kind == KERAS_ARCHIVE:
         if scratch is None:
             raise ConversionError(
                 "plan_saved_model() needs a scratch directory for a .keras archive; use convert()."
             )
-        directory = _resave_keras_archive(fmt.path, scratch)
+        directory, legacy_optimizer = _resave_keras_archive(fmt.path, scratch)
     if fmt.kind == CHECKPOINT:
         raise ConversionError("plan_saved_model() takes a SavedModel; use plan_checkpoint().")
     sm = SavedModelReader(directory, str(Path(directory) / "variables" / "variables"), label)
@@ -111,6 +112,10 @@ def plan_saved_model(
         strict=strict,
         keras_config=(sm.meta.get(0) or {}).get("training_config"),
     )
+    if legacy_optimizer is not None and "optimizer" not in plan.architecture:
+        reason = legacy_archive_note(legacy_optimizer)
+        plan.report.append(ReportEntry("optimizer", Status.SKIPPED, reason=reason))
+        plan.notes.append(reason)
     plan.probe = TFProbe(sm)
     plan.cleanup = cleanup
     return plan
@@ -152,11 +157,30 @@ def serving_signatures(signature_defs: Any) -> dict[str, Any]:
     }
 
 
-def _resave_keras_archive(path: str, scratch: Path) -> str:
+def legacy_archive_note(class_name: str) -> str:
+    """What a ``.keras`` archive compiled with a legacy optimizer lacks, and how to keep it.
+
+    >>> "no optimizer state" in legacy_archive_note("Adam")
+    True
+    """
+    return (
+        f"The .keras archive was compiled with tf.keras.optimizers.legacy.{class_name}, whose variables "
+        "tf_keras does not write into a .keras archive: it holds no optimizer state (slots, iterations) "
+        "to convert. To resume training on TF's trajectory, save with model.save(dir, save_format='tf') "
+        "or model.save_weights / tf.train.Checkpoint after fit and convert that; otherwise start a fresh "
+        f"torchrs.optim.legacy.{class_name}."
+    )
+
+
+def _resave_keras_archive(path: str, scratch: Path) -> tuple[str, str | None]:
+    """The re-saved Keras SavedModel, and the class of the legacy optimizer the archive was compiled with
+    (tf_keras writes no variables of a legacy optimizer into a ``.keras``), or None."""
     model = load_keras_archive(path, scratch)
     target = scratch / RESAVED_MODEL
     resave(model, target)
-    return str(target)
+    legacy = import_tf().keras.optimizers.legacy.Optimizer
+    optimizer = getattr(model, "optimizer", None)
+    return str(target), type(optimizer).__name__ if isinstance(optimizer, legacy) else None
 
 
 # -------------------------------------------------------------------------------------------

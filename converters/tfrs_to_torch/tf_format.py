@@ -23,25 +23,8 @@ from converters.tfrs_to_torch.formats import (
 )
 from converters.tfrs_to_torch.plan import REEXPORT_HINT, ReportEntry, Status, TensorPlan
 from converters.tfrs_to_torch.tf_env import import_tf
+from torchrs.io.keras_numbering import TRACKING_NAMES
 
-# Object-graph children that Keras / TF add for tracking; they duplicate real attributes.
-TRACKING_NAMES = frozenset(
-    {
-        "variables",
-        "trainable_variables",
-        "non_trainable_variables",
-        "regularization_losses",
-        "keras_api",
-        "layers",
-        "metrics",
-        "layer_regularization_losses",
-        "layer_metrics",
-        "signatures",
-        "_self_tracked_trackables",
-        "_default_save_signature",
-        "input_vocabulary",
-    }
-)
 VARIABLE_ATTRIBUTE = "VARIABLE_VALUE"
 # Suffix TF appends to every checkpoint key of a variable.
 ATTRIBUTES_SUFFIX = "/.ATTRIBUTES/"
@@ -490,11 +473,52 @@ class SavedModelReader:
             if fn is None:
                 continue
             for weight, found in _regularizer_factors(fn, path, class_name).items():
-                config = {k: v for k, v in found.items()}
-                class_name = "L1L2" if len(config) == 2 else ("L1" if "l1" in config else "L2")
-                out.setdefault(
-                    f"{weight}_regularizer", {"class_name": class_name, "config": config}
-                )
+                out.setdefault(f"{weight}_regularizer", regularizer_config(found))
+        return out
+
+    def enclosed_regularizers(self, layer_id: int, path: str) -> dict[int, dict[str, Any]]:
+        """The regularizers of the Dense sublayers that a layer's traced call runs inline (an MLP
+        block: only the block's call was traced), by variable node: ``{kernel node: {"class_name":
+        "L2", "config": {...}}}``. Each regularizer scope is tied to its variable by the captured
+        handle its ``ReadVariableOp`` reads, never by layer name.
+
+        Raises:
+            UnsupportedLayerError: a custom regularizer, or a regularizer scope whose variable the
+                trace does not name (it would be dropped).
+        """
+        fn_id = self.child(
+            layer_id, "call_and_return_conditional_losses", "call_and_return_all_conditional_losses"
+        )
+        names = [] if fn_id is None else list(self.graph.nodes[fn_id].function.concrete_functions)
+        out: dict[int, dict[str, Any]] = {}
+        for name in names:
+            fn, saved = self.functions.get(name), self.graph.concrete_functions.get(name)
+            if fn is None or saved is None:
+                continue
+            args = [arg.name for arg in fn.signature.input_arg]
+            bound = list(saved.bound_inputs)
+            # The captured variables are the function's last arguments, in bound_inputs order.
+            captured = (
+                dict(zip(args[len(args) - len(bound) :], bound, strict=True))
+                if len(bound) <= len(args)
+                else {}
+            )
+            for scope, (weight, factors) in _regularizer_scopes(fn, path, "MLP").items():
+                reads = [
+                    captured.get(node.input[0])
+                    for node in fn.node_def
+                    if node.name.startswith(scope) and node.op == "ReadVariableOp" and node.input
+                ]
+                variables = {v for v in reads if v is not None}
+                if len(variables) != 1 or not factors:
+                    raise UnsupportedLayerError(
+                        "MLP",
+                        path,
+                        f"its traced call holds the {weight} regularizer {scope!r}, whose variable "
+                        f"or factor could not be read from the trace, so it would be dropped; "
+                        f"{REEXPORT_HINT}",
+                    )
+                out.setdefault(variables.pop(), regularizer_config(factors))
         return out
 
 
@@ -514,11 +538,14 @@ def _function_ops(fn: Any) -> list[tuple[str | None, str]]:
     return out
 
 
-def _regularizer_factors(fn: Any, path: str, class_name: str) -> dict[str, dict[str, float]]:
-    """``{"kernel": {"l1": ..., "l2": ...}}`` from the regularizer scopes of one traced call."""
+def _regularizer_scopes(
+    fn: Any, path: str, class_name: str
+) -> dict[str, tuple[str, dict[str, float]]]:
+    """``{scope: (weight, {"l1": ..., "l2": ...})}`` of one traced call, one entry per regularized
+    variable (``mlp/dense_1/kernel/Regularizer/``: an MLP's call holds its sublayers' scopes)."""
     tf = import_tf()
     nodes = {node.name: node for node in fn.node_def}
-    factors: dict[str, dict[str, float]] = {}
+    scopes: dict[str, tuple[str, dict[str, float]]] = {}
     for node in fn.node_def:
         found = _REGULARIZER_SCOPE.search(node.name)
         if found is None:
@@ -531,6 +558,7 @@ def _regularizer_factors(fn: Any, path: str, class_name: str) -> dict[str, dict[
                 f"its {weight} regularizer uses op {node.op}: a custom regularizer torchrs cannot "
                 "rebuild (Keras's L1, L2 and L1L2 are converted)",
             )
+        factors = scopes.setdefault(node.name[: found.end()], (weight, {}))[1]
         if node.op != "Mul":
             continue
         inputs = [nodes.get(t.split(":")[0]) for t in node.input if not t.startswith("^")]
@@ -540,10 +568,31 @@ def _regularizer_factors(fn: Any, path: str, class_name: str) -> dict[str, dict[
             continue
         value = float(tf.make_ndarray(const.attr["value"].tensor))
         if "L2Loss" in ops:  # Keras: 2 * l2 * l2_loss(w), l2_loss(w) = sum(w ** 2) / 2
-            factors.setdefault(weight, {})["l2"] = value / 2.0
+            factors["l2"] = value / 2.0
         elif "Sum" in ops:
-            factors.setdefault(weight, {})["l1"] = value
+            factors["l1"] = value
+    return scopes
+
+
+def _regularizer_factors(fn: Any, path: str, class_name: str) -> dict[str, dict[str, float]]:
+    """``{"kernel": {"l1": ..., "l2": ...}}`` from the regularizer scopes of one traced call."""
+    factors: dict[str, dict[str, float]] = {}
+    for weight, found in _regularizer_scopes(fn, path, class_name).values():
+        if found:
+            factors.setdefault(weight, {}).update(found)
     return factors
+
+
+def regularizer_config(factors: dict[str, float]) -> dict[str, Any]:
+    """Keras's config dict of a regularizer from its factors.
+
+    >>> regularizer_config({"l2": 0.01})
+    {'class_name': 'L2', 'config': {'l2': 0.01}}
+    >>> regularizer_config({"l1": 0.1, "l2": 0.2})["class_name"]
+    'L1L2'
+    """
+    class_name = "L1L2" if len(factors) == 2 else ("L1" if "l1" in factors else "L2")
+    return {"class_name": class_name, "config": dict(factors)}
 
 
 class TFProbe:

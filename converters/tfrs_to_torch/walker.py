@@ -227,9 +227,15 @@ class Walker(IndexWalker, LookupWalker):
             return {**out, **_config_regularizers(config, REGULARIZER_KEYS, path)}
         has_bias = any(p == "bias" for p, _ in self.sm.layer_variables(node_id))
         activation = self.sm.dense_activation(node_id, path, enclosing)
-        regularizers = (
-            {} if enclosing is not None else self.sm.layer_regularizers(node_id, path, "Dense")
-        )
+        if enclosing is None:
+            regularizers = self.sm.layer_regularizers(node_id, path, "Dense")
+        else:  # an MLP's sublayer: its regularizers are traced in the MLP's call
+            inline = self.sm.enclosed_regularizers(enclosing, path.rsplit("/_sublayers/", 1)[0])
+            regularizers = {
+                f"{attribute}_regularizer": inline[var_id]
+                for attribute, var_id in self.sm.layer_variables(node_id)
+                if attribute in ("kernel", "bias") and var_id in inline
+            }
         read = ", ".join(f"{k}={v['class_name']}({v['config']})" for k, v in regularizers.items())
         self.plan.report.append(
             ReportEntry(
@@ -378,12 +384,20 @@ class Walker(IndexWalker, LookupWalker):
             raise UnsupportedLayerError(
                 "MLP", path, f"its Dense sublayers differ in activation / use_bias: {configs}"
             )
-        return {
+        out = {
             "units": units,
             "use_bias": configs[0]["use_bias"],
             "activation": hidden.pop() if hidden else "relu",
             "final_activation": configs[-1]["activation"],
         }
+        # TFRS's MLP takes no regularizer argument, but its Dense sublayers can carry one (set on them
+        # before the block was built): every penalty is kept, per sublayer, never dropped.
+        regularizers = [
+            {k: c[k] for k in REGULARIZER_KEYS if c.get(k) is not None} for c in configs
+        ]
+        if any(regularizers):
+            out["sublayer_regularizers"] = regularizers
+        return out
 
     def weighted(
         self, node_id: int, path: str, prefix: str, cls: str, config: dict[str, Any]

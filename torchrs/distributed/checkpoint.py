@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,14 @@ from torch import Tensor, nn
 from torchrs.distributed._torchrec import require
 from torchrs.distributed.embedding import WEIGHT_KEY, ShardedEmbedding
 from torchrs.io import CONFIG_FILE, FORMAT_VERSION, OPTIMIZER_PREFIX, WEIGHTS_FILE
+from torchrs.io.keras_numbering import TFLayer, layout, structural_key, weighted_layers_from_paths
 
 #: ``torchrs.json["architecture"]["source"]`` of an :func:`export_unsharded` directory (tensors by torch name).
 UNSHARDED_SOURCE = "torchrs.distributed.export_unsharded"
 #: Keras Adagrad's slot name in converted checkpoints (``optimizer/<tf path>/accumulator``).
 ACCUMULATOR_SLOT = "accumulator"
+#: Variables of a TF checkpoint that belong to no model (``tf.train.Checkpoint``'s own counter).
+_NOT_MODEL = frozenset({"save_counter"})
 
 
 def _sharded_modules(model: nn.Module) -> dict[str, ShardedEmbedding]:
@@ -88,37 +92,67 @@ def _structural_index(meta: dict[str, Any]) -> dict[str, tuple[str, bool]]:
     architecture = meta.get("architecture") or {}
     if architecture.get("source") == UNSHARDED_SOURCE:
         return {key: (name, False) for key, name in architecture["structural_keys"].items()}
-    from converters.tfrs_to_torch.load_weights import _structural_key
-
     index: dict[str, tuple[str, bool]] = {}
     for name, paths in architecture.get("paths", {}).items():
+        if name.startswith(OPTIMIZER_PREFIX) or name in _NOT_MODEL:
+            continue  # optimizer variables (their slots are read by spec) and TF's save counter
         for path in paths:
-            found = _structural_key(path)
+            found = structural_key(path)
             if found is not None:
                 index.setdefault(found[0], (name, found[1]))
     return index
 
 
-def _strip_single_root(index: dict[str, Any], targets: set[str]) -> dict[str, Any]:
-    """``tf.train.Checkpoint(model=...)`` nests the model one attribute down: strip it when that fits."""
+def _tf_layers(meta: dict[str, Any]) -> list[TFLayer]:
+    """The TF layers with weights of a converted checkpoint (an adapted lookup shifts the numbers after it);
+    none for an :func:`export_unsharded` directory, whose keys are the torch model's own numbering."""
+    architecture = meta.get("architecture") or {}
+    if architecture.get("source") == UNSHARDED_SOURCE:
+        return []
+    paths = architecture.get("paths", {})
+    return weighted_layers_from_paths(
+        [
+            path
+            for name, aliases in paths.items()
+            if not name.startswith(OPTIMIZER_PREFIX) and name not in _NOT_MODEL
+            for path in aliases
+        ]
+    )
+
+
+def _strip_single_root(
+    index: dict[str, Any], targets: set[str], layers: list[TFLayer] | None = None
+) -> tuple[dict[str, Any], str]:
+    """``tf.train.Checkpoint(model=...)`` nests the model one attribute down: strip it when that fits.
+
+    Returns the index and the stripped prefix (``"model."`` or ``""``); ``layers`` are stripped in place.
+    """
     roots = {key.split(".")[0] for key in index}
     if len(roots) == 1 and not any(key.split(".")[0] in roots for key in targets):
-        strip = len(roots.pop()) + 1
-        return {key[strip:]: value for key, value in index.items()}
-    return index
+        root = roots.pop() + "."
+        if layers is not None:
+            layers[:] = [
+                replace(layer, container=layer.container[len(root) :])
+                for layer in layers
+                if layer.container.startswith(root)
+            ]
+        return {key[len(root) :]: value for key, value in index.items()}, root
+    return index, ""
 
 
-def _targets(model: nn.Module) -> tuple[dict[str, str], dict[str, ShardedEmbedding]]:
-    """Dense ``{structural key: parameter name}`` and sharded ``{structural key: module}``."""
-    from torchrs.io import structural_parameter_keys
-
+def _targets(
+    model: nn.Module, layers: list[TFLayer]
+) -> tuple[dict[str, str], dict[str, ShardedEmbedding]]:
+    """Dense ``{structural key: parameter name}`` and sharded ``{structural key: module}``, numbered as Keras
+    numbers ``layers`` (the checkpoint's; ``[]``: the model's own numbering)."""
     sharded = _sharded_modules(model)
+    numbered = layout(model, layers)
     dense = {
         key: name
-        for key, name in structural_parameter_keys(model).items()
+        for key, name in numbered.parameters.items()
         if not any(name.startswith(f"{path}.") for path in sharded)
     }
-    return dense, {module.structural_key: module for module in sharded.values()}
+    return dense, {numbered.modules[path] + "weight": module for path, module in sharded.items()}
 
 
 @torch.no_grad()
@@ -143,8 +177,13 @@ def load_sharded(model: nn.Module, directory: str | os.PathLike[str]) -> dict[st
     """
     meta = _read_meta(directory)
     file = Path(directory) / WEIGHTS_FILE
-    dense, sharded = _targets(model)
-    index = _strip_single_root(_structural_index(meta), set(dense) | set(sharded))
+    layers = _tf_layers(meta)
+    plain_dense, plain_sharded = _targets(model, [])
+    index, root = _strip_single_root(
+        _structural_index(meta), set(plain_dense) | set(plain_sharded), layers
+    )
+    # Numbered as the checkpoint numbers its layers: an adapted lookup before a table shifts it.
+    dense, sharded = _targets(model, layers)
     missing = sorted([name for key, name in dense.items() if key not in index])
     missing += sorted(m.path for key, m in sharded.items() if key not in index)
     if missing:
@@ -181,7 +220,7 @@ def load_sharded(model: nn.Module, directory: str | os.PathLike[str]) -> dict[st
             loaded[module.path] = ["weight"]
         spec = (meta.get("architecture") or {}).get("optimizer")
         if spec:
-            _load_optimizer(model, spec, handle, dense, sharded, loaded)
+            _load_optimizer(model, spec, handle, dense, sharded, loaded, root)
     return loaded
 
 
@@ -197,13 +236,18 @@ def _load_optimizer(
     dense: dict[str, str],
     sharded: dict[str, ShardedEmbedding],
     loaded: dict[str, list[str]],
+    root: str,
 ) -> None:
     prefix = spec.get("prefix", OPTIMIZER_PREFIX)
-    by_key = _strip_single_root(
-        {entry["key"]: (path, entry) for path, entry in spec["variables"].items()},
-        set(dense) | set(sharded),
-    )
+    by_key = {
+        entry["key"][len(root) :]: (path, entry)
+        for path, entry in spec["variables"].items()
+        if entry["key"].startswith(root)
+    }
     iterations = int(handle.get_tensor(prefix + "iterations"))
+    # Optimizer-wide scalars (Nadam's u_product, legacy Nadam's momentum_cache): a copy in every parameter's
+    # state, as torchrs.io.load_optimizer_state does.
+    shared = {key: handle.get_tensor(prefix + key) for key in spec.get("shared", [])}
     for key, module in sharded.items():
         if key not in by_key:
             continue
@@ -234,6 +278,9 @@ def _load_optimizer(
             value = handle.get_tensor(f"{prefix}{path}/{slot}")
             state[slot] = (value.T if entry["transpose"] else value).contiguous()
             loaded[name].append(slot)
+        for key_name, value in shared.items():
+            state[key_name] = value.clone()
+            loaded[name].append(key_name)
         state["step"] = torch.tensor(iterations, dtype=torch.int64)
 
 
@@ -319,8 +366,6 @@ def export_unsharded(model: nn.Module, directory: str | os.PathLike[str]) -> Non
     """
     from safetensors.torch import save_file
 
-    from torchrs.io import structural_parameter_keys
-
     rank = torch.distributed.get_rank()
     sharded = _sharded_modules(model)
     tensors: dict[str, Tensor] = {}
@@ -336,9 +381,9 @@ def export_unsharded(model: nn.Module, directory: str | os.PathLike[str]) -> Non
         if full is not None:
             tensors[f"{path}.weight"] = full
     if rank == 0:
-        keys = structural_parameter_keys(model)
-        structural = {key: name for key, name in keys.items() if name in tensors}
-        structural.update({m.structural_key: f"{path}.weight" for path, m in sharded.items()})
+        dense, tables = _targets(model, [])
+        structural = {key: name for key, name in dense.items() if name in tensors}
+        structural.update({key: f"{m.path}.weight" for key, m in tables.items()})
         root = Path(directory)
         root.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(

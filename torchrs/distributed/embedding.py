@@ -43,8 +43,8 @@ class ShardedEmbedding(nn.Module):
         input_dim: rows of the whole table.
         output_dim: embedding size.
         path: the module path the table had in the unsharded model (names it in messages and checkpoints).
-        structural_key: the structural key of its weight (``user_model.#0.weight``), to find it in a converted
-            TF checkpoint.
+        structural_key: the structural key of its weight in the unsharded model's own numbering
+            (``user_model.#0.weight``); :func:`~torchrs.distributed.load_sharded` renumbers by the checkpoint's.
         sharding_type: ``"row_wise"``, ``"table_wise"`` or ``"column_wise"``.
         accumulator_offset: FBGEMM's ``momentum1`` minus the Keras accumulator (see ``optimizer.py``).
     """

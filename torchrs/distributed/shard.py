@@ -11,7 +11,7 @@ from torch import nn
 from torchrs.distributed._torchrec import require
 from torchrs.distributed.embedding import FEATURE, TABLE, ShardedEmbedding
 from torchrs.distributed.optimizer import FusedOptimizer, fused_optimizer_for
-from torchrs.io import structural_parameter_keys
+from torchrs.io.keras_numbering import layout
 
 #: Plan values ``shard`` accepts. ``data_parallel`` keeps the table whole on every rank (DDP, any optimizer).
 SHARDING_TYPES = ("row_wise", "table_wise", "column_wise", "data_parallel")
@@ -195,7 +195,8 @@ def shard(
     world_size = torch.distributed.get_world_size(group)
     dense_optimizer = _build_optimizer(optimizer, dense, sharded_ids)
     fused = fused_optimizer_for(dense_optimizer, sorted(kinds)) if kinds else None
-    keys = {name: key for key, name in structural_parameter_keys(model).items()}
+    # The model's own numbering (Keras's, without a checkpoint); load_sharded renumbers by the checkpoint's.
+    keys = {name: key for key, name in layout(model, []).parameters.items()}
 
     embedding_module = require("torchrec.modules.embedding_modules")
     configs = require("torchrec.modules.embedding_configs")

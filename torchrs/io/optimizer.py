@@ -14,6 +14,7 @@ from torch import nn
 
 from torchrs import _safe_io
 from torchrs.io.checkpoint import read_spec
+from torchrs.io.keras_numbering import PARAMETERS, TFLayer, layout, parameter_layers
 from torchrs.io.spec import CONFIG_FILE, OPTIMIZER_PREFIX, WEIGHTS_FILE
 
 __all__ = ["load_optimizer_state", "structural_parameter_keys"]
@@ -24,10 +25,11 @@ def structural_parameter_keys(
 ) -> dict[str, str]:
     """Structural key -> parameter name, the way TF names checkpoint objects.
 
-    Attribute names are kept; inside an ``nn.Sequential`` the children that own parameters are
-    numbered ``#0, #1, ...`` like Keras's ``layer_with_weights-N``. Keras also numbers layers whose
-    only weights are no parameters (an adapted ``StringLookup``'s table, an adapted
-    ``Normalization``'s statistics), so given the TF side's structural keys (``tf_keys``), the
+    Attribute names are kept; inside an ``nn.Sequential`` (or a converted
+    :class:`~torchrs.io.Functional`'s ``layers``) the children that own parameters are numbered
+    ``#0, #1, ...`` like Keras's ``layer_with_weights-N`` (:func:`torchrs.io.keras_numbering.layout`).
+    Keras also numbers layers whose only weights are no parameters (an adapted ``StringLookup``'s
+    table, an adapted ``Normalization``'s statistics), so given the TF side's structural keys (``tf_keys``), the
     children with parameters take, in order, the numbers TF's parameters have at that place.
 
     Args:
@@ -42,39 +44,18 @@ def structural_parameter_keys(
     >>> structural_parameter_keys(nn.Sequential(nn.Linear(2, 1)), ["#1.weight", "#1.bias"])
     {'#1.weight': '0.weight', '#1.bias': '0.bias'}
     """
-    numbers: dict[str, list[int]] = {}
+    layers: dict[tuple[str, int], TFLayer] = {}
     for key in tf_keys or ():
         parts = key.split(".")
         for i, part in enumerate(parts[:-1]):
             if part.startswith("#") and part[1:].isdigit():
                 container = "".join(f"{p}." for p in parts[:i])
-                if int(part[1:]) not in numbers.setdefault(container, []):
-                    numbers[container].append(int(part[1:]))
-    out: dict[str, str] = {}
-
-    def walk(mod: nn.Module, key_prefix: str, name_prefix: str) -> None:
-        for name, param in mod.named_parameters(recurse=False):
-            if param is not None:
-                out[key_prefix + name] = name_prefix + name
-        tf_numbers = sorted(numbers.get(key_prefix, []))
-        weighted = 0
-        for name, child in mod.named_children():
-            if isinstance(mod, nn.Sequential):
-                if not any(True for _ in child.parameters()):
-                    continue
-                if weighted < len(tf_numbers):
-                    key = f"#{tf_numbers[weighted]}"
-                else:  # more children than TF has here: past TF's numbers (reported as missing)
-                    key = (
-                        f"#{weighted - len(tf_numbers) + (tf_numbers[-1] + 1 if tf_numbers else 0)}"
-                    )
-                weighted += 1
-            else:
-                key = name
-            walk(child, f"{key_prefix}{key}.", f"{name_prefix}{name}.")
-
-    walk(module, "", "")
-    return out
+                path = "/".join(parts[: i + 1])
+                layers.setdefault(
+                    (container, int(part[1:])), TFLayer(container, int(part[1:]), path, PARAMETERS)
+                )
+    ordered = sorted(layers.values(), key=lambda layer: (layer.container, layer.index))
+    return layout(module, ordered).parameters
 
 
 def _layers_with_parameters(checkpoint: Any) -> list[str]:
@@ -84,15 +65,8 @@ def _layers_with_parameters(checkpoint: Any) -> list[str]:
     paths = checkpoint.architecture.get("paths")
     if not isinstance(paths, dict):
         return []
-    try:
-        from converters.tfrs_to_torch.load_state import PARAMETERS, weighted_layers_from_paths
-    except (
-        ImportError
-    ):  # torchrs without the converters: the optimizer's own keys number the layers
-        return []
     every = [p for aliases in paths.values() for p in aliases if isinstance(p, str)]
-    layers = weighted_layers_from_paths(every)
-    return [f"{layer.container}#{layer.index}.x" for layer in layers if layer.kind == PARAMETERS]
+    return [f"{layer.container}#{layer.index}.x" for layer in parameter_layers(every)]
 
 
 def _check_lazy_momentum_embeddings(

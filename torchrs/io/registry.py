@@ -517,13 +517,41 @@ def _mlp(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Mod
     from torchrs.layers.blocks import MLP
 
     config = _config(node)
-    return MLP(
+    mlp = MLP(
         [int(u) for u in config["units"]],
         use_bias=bool(config.get("use_bias", True)),
         activation=_activation(config.get("activation", "relu")),
         final_activation=_activation(config.get("final_activation")),
         input_dim=int(node.shapes["_sublayers.0.weight"][1]),
     )
+    regularizers = config.get("sublayer_regularizers")
+    if regularizers is not None:
+        _set_sublayer_regularizers(mlp, regularizers, f"MLP {prefix or '<root>'}")
+    return mlp
+
+
+#: Regularizers a Dense sublayer of an MLP can carry (TFRS's MLP takes none, its Dense layers do).
+SUBLAYER_REGULARIZERS = ("kernel_regularizer", "bias_regularizer")
+
+
+def _set_sublayer_regularizers(mlp: nn.Module, regularizers: list[Any], where: str) -> None:
+    """Gives each Dense sublayer of a rebuilt MLP the regularizers its Keras twin carried."""
+    from torchrs.regularizers import get_regularizer
+
+    sublayers: Any = mlp._sublayers
+    where = f"{where} config.sublayer_regularizers"
+    if len(regularizers) != len(sublayers) or not all(isinstance(r, dict) for r in regularizers):
+        raise CheckpointFormatError(
+            where, f"expected one dict per sublayer ({len(sublayers)}), got {regularizers!r}"
+        )
+    for layer, found in zip(sublayers, regularizers, strict=True):
+        unknown = sorted(set(found) - set(SUBLAYER_REGULARIZERS))
+        if unknown:
+            raise CheckpointFormatError(
+                where, f"unknown keys {unknown}, expected among {list(SUBLAYER_REGULARIZERS)}"
+            )
+        for key, value in found.items():
+            setattr(layer, key, get_regularizer(value))
 
 
 def _cross(node: Node, tensors: Mapping[str, torch.Tensor], prefix: str) -> nn.Module:
@@ -594,6 +622,7 @@ register(
             ConfigField("use_bias", bool),
             ConfigField("activation", ACTIVATION),
             ConfigField("final_activation", ACTIVATION),
+            ConfigField("sublayer_regularizers", (list, type(None))),
         ),
         shapes=("_sublayers.0.weight",),
     )

@@ -471,3 +471,74 @@ def test_saved_model_with_refused_ops_needs_trust_model(tf, tmp_path) -> None:
     info = load_weights(twin, tmp_path / "sm", trust_model=True)
     assert info.restored_state == ("0.vocabulary",)
     assert twin[0].get_vocabulary(include_special_tokens=False) == _vocabulary(lookup)
+
+
+def test_converted_functional_twin_is_numbered_as_keras(saved, tf, tmp_path) -> None:
+    """The torchrs.io.Functional that torchrs.load rebuilds from a conversion of the functional
+    model's Keras SavedModel takes the model's save_weights checkpoint: its layers (under Keras's
+    layer names) are numbered as Keras numbers them, the adapted lookup included."""
+    from converters.tfrs_to_torch.cli import main
+    from torchrs.io import Functional, load
+
+    entry = saved["functional"]
+    assert main([str(entry.keras_saved_model), "--out", str(tmp_path / "out"), "--json"]) == 0
+    twin = load(tmp_path / "out")
+    assert isinstance(twin, Functional)
+    with torch.no_grad():  # the checkpoint, not the conversion, must give the weights
+        for param in twin.parameters():
+            param.zero_()
+    info = load_weights(twin, entry.checkpoint)
+    lookup, embedding, dense = (
+        layer.name for layer in entry.model.layers if layer.__class__.__name__ != "InputLayer"
+    )
+    assert info.ok
+    assert info.matched == (
+        f"layers.{embedding}.weight",
+        f"layers.{dense}.weight",
+        f"layers.{dense}.bias",
+    )
+    # the checkpoint holds no adapted vocabulary; the converted twin keeps the SavedModel's
+    assert [name for name, _ in info.state_not_restored] == [f"layers.{lookup}"]
+    inputs = ["apple", *UNKNOWN, "plum", "kiwi"]
+    _assert_same(twin(inputs), entry.model(tf.constant(inputs)))
+
+
+def test_load_sharded_follows_keras_numbering(trained_with_lookup) -> None:
+    """torchrs.distributed.load_sharded numbers layers as load_weights does (the adapted lookup shifts
+    the Embedding to layer_with_weights-1): on a model with no sharded table it loads the same
+    weights and optimizer slots as load_weights + load_optimizer_state."""
+    from torchrs.distributed import load_sharded
+    from torchrs.io import load_optimizer_state
+    from torchrs.optim import Adam
+
+    model, out = trained_with_lookup
+    vocabulary = _vocabulary(model.layers[0])
+
+    def twin() -> nn.Sequential:
+        return nn.Sequential(
+            StringLookup(vocabulary=vocabulary), Embedding(6, 3), KerasDense(4), KerasDense(1)
+        )
+
+    reference = twin()
+    assert load_weights(reference, out).ok
+    reference_opt = Adam([p for n, p in reference.named_parameters() if not n.startswith("2.")])
+    load_optimizer_state(reference_opt, reference, out)
+    sharded = twin()
+    sharded(["apple"])  # materialise the Dense layers' lazy weights
+    sharded.optimizer = Adam(  # type: ignore[assignment]
+        [p for n, p in sharded.named_parameters() if not n.startswith("2.")]
+    )
+    loaded = load_sharded(sharded, out)
+    assert loaded["1.weight"] == ["weight", "m", "v"]
+    for (name, param), (_, expected) in zip(
+        sharded.named_parameters(), reference.named_parameters(), strict=True
+    ):
+        torch.testing.assert_close(param, expected, rtol=0, atol=0, msg=name)
+        if not name.startswith("2."):
+            for slot in ("m", "v"):
+                torch.testing.assert_close(
+                    sharded.optimizer.state[param][slot],
+                    reference_opt.state[expected][slot],
+                    rtol=0,
+                    atol=0,
+                )

@@ -344,6 +344,29 @@ def test_nadam_layout(converted) -> None:
     assert any("once per variable inside a traced" in n for n in _notes(out))
 
 
+@pytest.mark.parametrize("case", ["nadam", "legacy_nadam"])
+def test_load_sharded_copies_the_shared_scalars(converted, case: str) -> None:
+    """torchrs.distributed.load_sharded gives replicated parameters the optimizer-wide scalars (Nadam's
+    u_product, legacy Nadam's momentum_cache) as load_optimizer_state does (a model with no sharded table:
+    every parameter replicated)."""
+    from torchrs.distributed import load_sharded
+
+    out = converted(case)
+    reference = torch_model()
+    assert load_weights(reference, out).ok
+    reference_opt, spec = resume(out, reference)
+    (shared,) = spec["shared"]
+    module = torch_model()
+    module.optimizer = type(reference_opt)(module.parameters())  # type: ignore[assignment]
+    loaded = load_sharded(module, out)
+    for (name, param), expected in zip(
+        module.named_parameters(), reference.parameters(), strict=True
+    ):
+        assert shared in loaded[name]
+        for slot, value in reference_opt.state[expected].items():
+            torch.testing.assert_close(module.optimizer.state[param][slot], value, rtol=0, atol=0)
+
+
 def test_legacy_hyperparameters(converted) -> None:
     nadam = optimizer_spec(converted("legacy_nadam"))["hyperparameters"]
     # legacy Nadam's `decay` variable is its momentum schedule's: torchrs's schedule_decay

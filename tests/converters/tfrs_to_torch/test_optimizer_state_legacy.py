@@ -21,7 +21,9 @@ user. Tolerance 1e-5 as in ``test_optimizer_state.py`` (measured max 1.2e-7 over
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -241,6 +243,32 @@ def test_legacy_keras_saved_model_resumes(tf, tmp_path: Path, case: str) -> None
         max_resume_difference(model, module, torch_opt, model.train_on_batch, data[PRE_STEPS:])
         <= TOL
     )
+
+
+def test_legacy_optimizer_in_a_keras_archive_has_no_state_and_says_so(tf, tmp_path: Path) -> None:
+    """tf_keras writes no variable of a legacy optimizer into a .keras archive (its model.weights.h5 has no
+    `optimizer` group, unlike a tf_keras 2.x optimizer's): the conversion says so in its notes and in
+    report.json, and writes no optimizer state."""
+    import h5py
+
+    tf.keras.utils.set_random_seed(4)
+    model = tf_model(tf)
+    model.compile(optimizer=tf.keras.optimizers.legacy.Adam(LR), loss="mse")
+    for x, y in batches(4, PRE_STEPS):
+        model.train_on_batch(x, y)
+    archive = tmp_path / "model.keras"
+    model.save(str(archive))
+    with zipfile.ZipFile(archive) as zf, h5py.File(io.BytesIO(zf.read("model.weights.h5"))) as h5:
+        assert "optimizer" not in h5  # the Keras fact the note states
+    out = tmp_path / "out"
+    assert main([str(archive), "--out", str(out), "--json"]) == 0
+    meta = json.loads((out / "torchrs.json").read_text())
+    assert "optimizer" not in meta["architecture"]
+    (note,) = [n for n in meta["notes"] if "legacy" in n]
+    assert "tf.keras.optimizers.legacy.Adam" in note and "no optimizer state" in note
+    report = json.loads((out / "report.json").read_text())["entries"]
+    (entry,) = [e for e in report if e["source"] == "optimizer"]
+    assert entry["status"] == "skipped" and entry["reason"] == note
 
 
 def test_legacy_adagrad_kernel_is_torchrs_legacy_not_torchrs(tf) -> None:

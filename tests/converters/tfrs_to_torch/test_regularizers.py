@@ -8,6 +8,7 @@ converted tower must give TF's outputs and Keras's ``sum(model.losses)``.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +118,59 @@ def test_keras_regularizer_torchrs_lacks_is_refused_at_conversion(tf, tmp_path, 
     err = capsys.readouterr().err
     assert code == 2 and "kernel_regularizer is not one torchrs rebuilds" in err
     assert "OrthogonalRegularizer" in err and not (tmp_path / "o").exists()
+
+
+@pytest.fixture(scope="session")
+def regularized_blocks(tf, tfrs, tmp_path_factory) -> tuple[Any, Path, Path]:
+    """A tower whose regularized Dense layers sit inside a tfrs.layers.blocks.MLP (TFRS's MLP takes no
+    regularizer argument; its Dense sublayers carry one when it is set on them before the block is built)
+    and inside a nested Sequential: ``(keras model, plain SavedModel, Keras SavedModel)``."""
+    root = tmp_path_factory.mktemp("regularized_blocks")
+    tf.keras.utils.set_random_seed(9)
+    regularizers = tf.keras.regularizers
+    mlp = tfrs.layers.blocks.MLP([5, 4])
+    mlp._sublayers[0].kernel_regularizer = regularizers.L2(0.01)
+    mlp._sublayers[1].kernel_regularizer = regularizers.L1L2(l1=0.01, l2=0.03)
+    mlp._sublayers[1].bias_regularizer = regularizers.L1(0.02)
+    inner = tf.keras.Sequential(
+        [tf.keras.layers.Dense(2, kernel_regularizer=regularizers.L1(0.05), activation="tanh")]
+    )
+    model = tf.keras.Sequential([tf.keras.Input(shape=(3,)), mlp, inner])
+    # Non-zero biases, so the bias regularizer counts.
+    rng = np.random.default_rng(9)
+    model.set_weights([rng.normal(size=w.shape).astype("float32") for w in model.get_weights()])
+    tf.saved_model.save(model, str(root / "plain"))
+    model.save(str(root / "keras"), save_format="tf")
+    return model, root / "plain", root / "keras"
+
+
+@pytest.mark.parametrize("export", ["plain", "keras"])
+def test_regularizers_inside_an_mlp_block_convert(
+    regularized_blocks, tmp_path, capsys, export
+) -> None:
+    """In a plain export only the MLP's call is traced: its sublayers' regularizer ops are read there, each
+    tied to its variable by the handle it reads. Every penalty of Keras's model.losses is rebuilt."""
+    model, plain, keras = regularized_blocks
+    out = tmp_path / "out"
+    source = plain if export == "plain" else keras
+    assert main([str(source), "--out", str(out), "--graph", "never", "--json"]) == 0, (
+        capsys.readouterr().err
+    )
+    tower = torchrs.io.load(out)
+    inputs = np.random.default_rng(1).normal(size=(6, 3)).astype("float32")
+    # 1e-6: three float32 matmuls (summation order may differ between TF and torch).
+    np.testing.assert_allclose(
+        tower(torch.from_numpy(inputs)).detach().numpy(), model(inputs).numpy(), atol=1e-6, rtol=0
+    )
+    # MLP kernel 0, MLP kernel 1 (L1L2), MLP bias 1, the nested Sequential's kernel: none dropped.
+    assert len([loss for loss in model.losses if float(loss) > 0]) == 4
+    expected = float(sum(float(loss) for loss in model.losses))
+    # 1e-6 relative: float32 sums of squares / absolute values over ~50 weights (see above).
+    np.testing.assert_allclose(
+        float(regularization_loss(tower).detach()), expected, rtol=1e-6, atol=0
+    )
+    config = json.loads((out / "torchrs.json").read_text())["architecture"]["layers"][0]["config"]
+    assert [sorted(r) for r in config["sublayer_regularizers"]] == [
+        ["kernel_regularizer"],
+        ["bias_regularizer", "kernel_regularizer"],
+    ]

@@ -1,4 +1,10 @@
-"""Keras's numbering of layers "with weights" and the state that is not a parameter, for ``load_weights``.
+"""Keras's numbering of layers "with weights": structural keys shared by every loader of TF weights.
+
+TF names checkpoint objects by structure: attribute names, and inside a Keras ``Sequential`` /
+functional model ``layer_with_weights-N``. ``converters.tfrs_to_torch.load_weights``,
+:func:`torchrs.io.load_optimizer_state` and :func:`torchrs.distributed.load_sharded` all turn those
+paths into structural keys (``user_model.#1.weight``) with :func:`structural_key` and number the
+torch twin's children with :func:`layout`. Pure Python: no TensorFlow, nothing from ``converters``.
 
 Keras numbers the layers of a ``Sequential`` / functional model that own *any* weight
 (``layer_with_weights-N``), and several preprocessing layers own weights that are no parameters:
@@ -27,7 +33,35 @@ from typing import Any
 
 from torch import nn
 
-from converters.tfrs_to_torch.tf_format import TRACKING_NAMES
+# Object-graph children that Keras / TF add for tracking; they duplicate real attributes.
+TRACKING_NAMES = frozenset(
+    {
+        "variables",
+        "trainable_variables",
+        "non_trainable_variables",
+        "regularization_losses",
+        "keras_api",
+        "layers",
+        "metrics",
+        "layer_regularization_losses",
+        "layer_metrics",
+        "signatures",
+        "_self_tracked_trackables",
+        "_default_save_signature",
+        "input_vocabulary",
+    }
+)
+
+# Keras variable attribute -> (torch attribute, transpose), where the layer class is not known:
+# Dense kernels are [in, out] in TF and nn.Linear weights [out, in]. The converter's rules table
+# (converters.tfrs_to_torch.rules) maps the same attributes the same way (a test holds them equal).
+STRUCTURAL_LEAVES: dict[str, tuple[str, bool]] = {
+    "embeddings": ("weight", False),
+    "kernel": ("weight", True),
+    "bias": ("bias", False),
+    "gamma": ("weight", False),
+    "beta": ("bias", False),
+}
 
 _WEIGHTED_LAYER = re.compile(r"layer_with_weights-(\d+)")
 _ANY_LAYER = re.compile(r"layer-(\d+)")
@@ -99,6 +133,22 @@ def structural_prefix(parts: list[str]) -> str | None:
     return "".join(f"{p}." for p in out)
 
 
+def structural_key(path: str) -> tuple[str, bool] | None:
+    """``(structural key, transpose)`` of a TF variable object path; None for alias paths.
+
+    >>> structural_key("user_model/layer_with_weights-1/kernel")
+    ('user_model.#1.weight', True)
+    >>> structural_key("user_model/layer-1/kernel") is None  # the same variable under an alias
+    True
+    """
+    parts = path.split("/")
+    prefix = structural_prefix(parts[:-1])
+    if prefix is None:
+        return None
+    leaf, transpose = STRUCTURAL_LEAVES.get(parts[-1], (parts[-1], False))
+    return prefix + leaf, transpose
+
+
 def weighted_layers(graph: Any) -> list[TFLayer]:
     """Every ``layer_with_weights-N`` reachable in a ``TrackableObjectGraph`` by a non-alias path."""
     out: dict[tuple[str, int], TFLayer] = {}
@@ -128,7 +178,11 @@ def weighted_layers(graph: Any) -> list[TFLayer]:
 
 
 def torch_kind(module: nn.Module) -> str | None:
-    """The kind a torch child can take in Keras's numbering (None: never numbered)."""
+    """The kind a torch child can take in Keras's numbering (None: never numbered).
+
+    A table sharded by ``torchrs.distributed.shard`` (``torchrs_sharded``) keeps the number of the
+    ``nn.Embedding`` it replaced, though its shards are no parameters of the module tree.
+    """
     from torchrs.preprocessing import Discretization, Normalization, TextVectorization
     from torchrs.preprocessing._index_lookup import IndexLookup
 
@@ -138,7 +192,7 @@ def torch_kind(module: nn.Module) -> str | None:
         return NORMALIZATION
     if isinstance(module, Discretization):
         return DISCRETIZATION
-    if any(True for _ in module.parameters()):
+    if getattr(module, "torchrs_sharded", False) or any(True for _ in module.parameters()):
         return PARAMETERS
     return None
 
@@ -170,19 +224,23 @@ class Layout:
         unmatched: TF layers holding state that no torch child stands for (nothing restored).
         numbering: one line per numbered torch child (``0 (StringLookup) <-> TF
             layer_with_weights-0, an adapted ...``), for errors.
+        modules: module name -> its structural key prefix (``"user_model.1"`` ->
+            ``"user_model.#0."``; the root is ``""`` -> ``""``).
     """
 
     parameters: dict[str, str]
     states: tuple[StateTarget, ...]
     unmatched: tuple[TFLayer, ...]
     numbering: tuple[str, ...]
+    modules: dict[str, str]
 
 
 def layout(module: nn.Module, tf_layers: list[TFLayer]) -> Layout:
-    """Structural keys of ``module``'s parameters, numbered inside each ``nn.Sequential`` as Keras
-    numbers the TF layers at the same place.
+    """Structural keys of ``module``'s parameters, numbered inside each ``nn.Sequential`` (and each
+    converted functional model, :class:`torchrs.io.Functional`, whose ``layers`` are in Keras's
+    order) as Keras numbers the TF layers at the same place.
 
-    Without TF layers at a Sequential's place, its children with parameters are numbered in order.
+    Without TF layers at a container's place, its children with parameters are numbered in order.
 
     >>> from torchrs.preprocessing import StringLookup
     >>> twin = nn.Sequential(StringLookup(vocabulary=["a"]), nn.Linear(2, 1))
@@ -193,6 +251,8 @@ def layout(module: nn.Module, tf_layers: list[TFLayer]) -> Layout:
     >>> layout(twin, []).parameters
     {'#0.weight': '1.weight', '#0.bias': '1.bias'}
     """
+    from torchrs.io.modules import Functional
+
     by_container: dict[str, list[TFLayer]] = {}
     for layer in tf_layers:
         by_container.setdefault(layer.container, []).append(layer)
@@ -200,21 +260,26 @@ def layout(module: nn.Module, tf_layers: list[TFLayer]) -> Layout:
     states: list[StateTarget] = []
     unmatched: list[TFLayer] = []
     numbering: list[str] = []
+    modules: dict[str, str] = {}
 
     def walk(mod: nn.Module, key_prefix: str, name_prefix: str) -> None:
+        modules[name_prefix.rstrip(".")] = key_prefix
         for name, param in mod.named_parameters(recurse=False):
             if param is not None:
                 parameters[key_prefix + name] = name_prefix + name
-        if not isinstance(mod, nn.Sequential):
-            index = _is_index(mod)
-            if index:
+        if isinstance(mod, Functional):
+            numbered = [(f"layers.{name}", child) for name, child in mod.layers.items()]
+        elif isinstance(mod, nn.Sequential):
+            numbered = list(mod.named_children())
+        else:
+            if _is_index(mod):
                 found = TFLayer("", -1, key_prefix.rstrip(".").replace(".", "/"), INDEX)
                 states.append(StateTarget(key_prefix, name_prefix.rstrip("."), mod, found))
             for name, child in mod.named_children():
                 walk(child, f"{key_prefix}{name}.", f"{name_prefix}{name}.")
             return
         tf_here = by_container.get(key_prefix)
-        for key, name, child, layer in _align(mod, tf_here, unmatched):
+        for key, name, child, layer in _align(numbered, tf_here, unmatched):
             if tf_here is not None:
                 where = (
                     f"TF {layer.path}, {KIND_TEXT[layer.kind]}"
@@ -227,7 +292,7 @@ def layout(module: nn.Module, tf_layers: list[TFLayer]) -> Layout:
             walk(child, f"{key_prefix}{key}.", f"{name_prefix}{name}.")
 
     walk(module, "", "")
-    return Layout(parameters, tuple(states), tuple(unmatched), tuple(numbering))
+    return Layout(parameters, tuple(states), tuple(unmatched), tuple(numbering), modules)
 
 
 def _is_index(module: nn.Module) -> bool:
@@ -237,9 +302,11 @@ def _is_index(module: nn.Module) -> bool:
 
 
 def _align(
-    seq: nn.Sequential, tf_layers: list[TFLayer] | None, unmatched: list[TFLayer]
+    children: list[tuple[str, nn.Module]],
+    tf_layers: list[TFLayer] | None,
+    unmatched: list[TFLayer],
 ) -> Iterator[tuple[str, str, nn.Module, TFLayer | None]]:
-    """``(structural key, name, child, TF layer)`` of each numbered child of ``seq``.
+    """``(structural key, name, child, TF layer)`` of each numbered child of a Sequential.
 
     A torch preprocessing child takes the next TF number only where TF holds that kind's state
     (else its Keras twin was built with its vocabulary / statistics and owns no weight); a TF
@@ -248,14 +315,14 @@ def _align(
     """
     if tf_layers is None:  # nothing in TF at this place: number the children with parameters
         weighted = 0
-        for name, child in seq.named_children():
+        for name, child in children:
             if torch_kind(child) == PARAMETERS:
                 yield f"#{weighted}", name, child, None
                 weighted += 1
         return
     pending = list(tf_layers)
     extra = max(layer.index for layer in tf_layers) + 1 if tf_layers else 0
-    for name, child in seq.named_children():
+    for name, child in children:
         kind = torch_kind(child)
         if kind is None:
             continue
@@ -273,6 +340,17 @@ def _align(
             yield f"#{extra}", name, child, None
             extra += 1
     unmatched.extend(layer for layer in pending if layer.kind != PARAMETERS)
+
+
+def parameter_layers(paths: list[str]) -> list[TFLayer]:
+    """The :data:`PARAMETERS` layers among :func:`weighted_layers_from_paths` (frozen ones
+    included: they have no optimizer slot but keep their number).
+
+    >>> [l.path for l in parameter_layers(
+    ...     ["layer_with_weights-0/token_counts", "layer_with_weights-1/embeddings"])]
+    ['layer_with_weights-1']
+    """
+    return [layer for layer in weighted_layers_from_paths(paths) if layer.kind == PARAMETERS]
 
 
 def weighted_layers_from_paths(paths: list[str]) -> list[TFLayer]:
