@@ -41,12 +41,9 @@ CONVERTER_TARGET_COPIES = 1.5
 BASELINES = ("tfrs", "torchrs-bruteforce")
 
 KERAS_RS_NOTE = (
-    "Keras RS (keras-rs 0.4.0, Keras 3 with `KERAS_BACKEND=torch`) is **not measured**. Its wheel is on PyPI, "
-    "but it is not a dependency of this project: the venv's Keras 3 is only there as TensorFlow's dependency, "
-    "TFRS 0.7.7 runs on tf-keras (Keras 2, `TF_USE_LEGACY_KERAS=1`), and one process cannot hold Keras 3 on "
-    "the torch backend next to that without a separate environment. A third column needs its own venv "
-    "(`pip install keras-rs`, `KERAS_BACKEND=torch`) running the same models (retrieval with in-batch "
-    "softmax, DCN) as a separate job."
+    "Keras RS (`keras-rs` on Keras 3, `KERAS_BACKEND=torch`) has no rows in this run: `make bench` runs it from "
+    "`.venv-kerasrs` (`make bench-kerasrs` builds it; without it `benchmarks/test_kerasrs.py` skips), and "
+    "`make bench-compatible` leaves it out (Keras RS does not depend on MKL's code path)."
 )
 
 KERAS_RS_MEASURED = (
