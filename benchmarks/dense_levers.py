@@ -10,6 +10,9 @@ fastest and the median round are reported. Variants of torchrs:
 - ``base``: the default (``F.linear`` + a separate ReLU);
 - ``fused``: oneDNN's fused Linear + bias + ReLU (``TORCHRS_FUSED_DENSE=1``, ``torchrs.functional.dense``);
 - ``inplace``: ``torch.relu_`` on the matmul's output instead of a new tensor;
+- ``measured``: every Dense product (forward, input and kernel gradients) on ``torchrs.functional.gemm``'s
+  one-time measured MKL / oneDNN choice per shape, bias added after the product (an experiment, not a
+  library path);
 - ``compiled``: ``model.compile(..., jit_compile=True)`` (``torch.compile`` of ``compute_loss``: inductor
   fuses bias + ReLU forward and backward).
 
@@ -23,6 +26,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -35,8 +39,10 @@ import torch
 import torchrs as trs
 from benchmarks import test_training as tt
 from parity.scenarios import basic_ranking
+from torchrs.activations import linear
 from torchrs.data._synthetic import synthetic_ratings
 from torchrs.functional import dense as fused_dense
+from torchrs.functional import gemm
 
 
 def _splits() -> tuple[tt.Split, tt.Split]:
@@ -97,6 +103,43 @@ def _tf_steps(model: str, train: tt.Split, test: tt.Split) -> Callable[[], float
     return tt.tf_steps(tf, m, train, with_ratings=True)
 
 
+class _MeasuredDense(torch.autograd.Function):
+    """``relu?(x @ W.T + b)`` with all three products on ``torchrs.functional.gemm``'s measured MKL / oneDNN
+    choice per shape (an experiment: the bias is added after the product, as TF's fused epilogue does)."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, relu: bool
+    ) -> torch.Tensor:  # type: ignore[override]
+        out = gemm.scores(x, w).add_(b)  # (B, out)
+        if relu:
+            out.relu_()
+        ctx.relu = relu
+        ctx.save_for_backward(x, w, out if relu else None)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        x, w, out = ctx.saved_tensors
+        if ctx.relu:
+            grad = torch.ops.aten.threshold_backward(grad, out, 0)
+        grad = grad.contiguous()
+        grad_x = gemm.matmul(grad, w)  # (B, in)
+        grad_w = gemm.addmm_t_(torch.zeros_like(w), grad, x)  # (out, in)
+        return grad_x, grad_w, grad.sum(0), None
+
+
+def _measured_forward(layer: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+    relu = layer.activation is torch.relu
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        if not layer.built:
+            layer.build(int(x.shape[-1]), layer.units)
+        return _MeasuredDense.apply(x.contiguous(), layer.weight, layer.bias, relu)
+
+    return forward
+
+
 def _variant(name: str, steps: Callable[[], float]) -> Callable[[], float]:
     """Runs ``steps`` with the variant's switch set (the fused path is read at every call)."""
 
@@ -125,6 +168,10 @@ def main() -> None:
         runs["tfrs"] = _tf_steps(args.model, train, test)
     for name in args.variants.split(","):
         model = _torch_model(args.model, train, test, jit=name == "compiled")
+        if name == "measured":  # every Dense product on gemm's measured MKL / oneDNN choice
+            for layer in model.modules():
+                if isinstance(layer, trs.layers.Dense) and layer.activation in (torch.relu, linear):
+                    layer.forward = _measured_forward(layer)  # type: ignore[method-assign]
         if (
             name == "inplace"
         ):  # ReLU in place on the matmul's output (autograd keeps the output for it)
