@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-numerics lint bench bench-kerasrs bench-serve bench-serve-compile records gpu-deps gpu-check clean torchrec
+.PHONY: setup demo test test-numerics lint bench bench-compatible roofline bench-kerasrs bench-serve bench-serve-compile records gpu-deps gpu-check clean torchrec
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -106,8 +106,22 @@ bench-kerasrs: $(KR_STAMP)
 
 bench: $(STAMP) $(KR_STAMP)
 	$(PY) -m pytest benchmarks --benchmark-only --benchmark-json=benchmarks/results/latest.json
-	$(PY) benchmarks/render.py
+	$(PY) benchmarks/render.py benchmarks/results/latest.json
 	@echo "Benchmark table: $(CURDIR)/benchmarks/results/RESULTS.md"
+
+# The same cases under MKL's COMPATIBLE code path (issue 14: the targets hold there too); the Keras RS, ScaNN,
+# converter, sharding and load cases do not depend on MKL's branch and are left out. Table in results/compatible/.
+bench-compatible: $(STAMP)
+	MKL_CBWR=COMPATIBLE $(PY) -m pytest benchmarks/test_training.py benchmarks/test_evaluation.py \
+		benchmarks/test_retrieval_index.py benchmarks/test_preprocessing.py -k "not scann" \
+		--benchmark-only --benchmark-json=benchmarks/results/compatible.json
+	$(PY) benchmarks/render.py benchmarks/results/compatible.json --out benchmarks/results/compatible
+
+# Roofline of the ranking / DCN models: this CPU's fp32 GEMM ceiling (torch and TF, large square products and
+# the models' exact shapes), the GEMM FLOPs of a training step, and what TFRS / torchrs achieve in the
+# latest `make bench` run. Writes benchmarks/results/roofline.md and roofline.json (about 1 minute).
+roofline: $(STAMP)
+	$(PY) benchmarks/roofline.py --results benchmarks/results/latest.json --out benchmarks/results
 
 # torchrs.serve vs TF's SavedModel signature behind the same server, REST on 127.0.0.1 (about 3 minutes).
 # Loopback load test, torchrs.serve vs TF's signature behind the same server: about 2-3 minutes on 2

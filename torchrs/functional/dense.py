@@ -27,10 +27,11 @@ import torch.nn.functional as F
 
 __all__ = ["dense", "fusable"]
 
-# Opt-in (TORCHRS_FUSED_DENSE=1): on the 2-core AMD EPYC at load average ~1.2, basic-ranking and DCN
-# training ran 1.01x and 1.02x of the unfused ops (oneDNN reorders the plain weight into its blocked
-# layout on every call, which inductor avoids by prepacking; a training step's weights change), and
-# 0.74x / 0.94x under heavy load from other work. No gain worth a default yet.
+# Opt-in (TORCHRS_FUSED_DENSE=1): on the 2-core AMD EPYC, basic-ranking and DCN training ran 1.01x and 1.02x
+# of the unfused ops at load average ~1.2, 1.09x / 1.04x (ranking) and 0.98x / 1.02x (DCN) in two quieter
+# interleaved runs (benchmarks/dense_levers.py; oneDNN reorders the plain weight into its blocked layout on
+# every call, which inductor avoids by prepacking; a training step's weights change), and 0.74x / 0.94x under
+# heavy load from other work. Not consistently >= 3% faster: no default yet.
 ENABLED = os.environ.get("TORCHRS_FUSED_DENSE", "0") == "1"
 # The activations oneDNN fuses here ("none": the plain linear layer of a logit / rating head).
 FUSED_ACTIVATIONS = ("relu", "none")
