@@ -19,6 +19,9 @@ from converters.tfrs_to_torch.errors import ConversionError
 
 # Findings listed in the error message (all of them go to report.json).
 MAX_LISTED = 5
+# Elements checked per pass: np.isfinite's boolean temporary stays at 4 MiB, not a quarter of a
+# float32 table's size (measured: 1.04 -> 1.25 copies of a 488 MiB table without blocks).
+BLOCK_ELEMENTS = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -43,9 +46,16 @@ def count_nonfinite(array: np.ndarray) -> tuple[int, int, int]:
     """
     if array.dtype.kind not in "fc" or array.size == 0:
         return 0, 0, 0
-    if bool(np.isfinite(array).all()):
-        return 0, 0, 0
-    return int(np.isnan(array).sum()), int(np.isposinf(array).sum()), int(np.isneginf(array).sum())
+    flat = array.reshape(-1)
+    nan = posinf = neginf = 0
+    for start in range(0, flat.size, BLOCK_ELEMENTS):
+        block = flat[start : start + BLOCK_ELEMENTS]
+        if bool(np.isfinite(block).all()):
+            continue
+        nan += int(np.isnan(block).sum())
+        posinf += int(np.isposinf(block).sum())
+        neginf += int(np.isneginf(block).sum())
+    return nan, posinf, neginf
 
 
 def watch_nonfinite(plan: Any, findings: dict[str, NonFinite]) -> None:

@@ -77,3 +77,16 @@ class TestComparisons:
             {"idx/scores": math.nan, "idx/ids_mismatch": 3.0}, 1e-5, True, notes
         )
         assert bad == {} and len(notes) == 2 and all("not verified" in n for n in notes)
+
+
+def test_counts_add_up_across_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Non-finite values are counted block by block (bounded memory): values on both sides of a
+    block edge and in a (4, 5) array's later rows are all found."""
+    from converters.tfrs_to_torch.safety import nonfinite
+
+    monkeypatch.setattr(nonfinite, "BLOCK_ELEMENTS", 3)
+    array = np.zeros((4, 5), dtype=np.float32)
+    array[0, 2], array[0, 3] = np.nan, np.inf  # either side of the first block edge
+    array[3, 4], array[2, 0] = -np.inf, np.nan  # the last block, a middle one
+    assert nonfinite.count_nonfinite(array) == (2, 1, 1)
+    assert nonfinite.count_nonfinite(np.ones((4, 5), dtype=np.float32)) == (0, 0, 0)
