@@ -152,11 +152,14 @@ TOLERANCES: dict[str, ScenarioTolerances] = {
                 "size, 8 epochs); the mutations are >= 3.7e-2 relative off",
             ),
             final_weights=Tolerance(
-                atol=5e-2,
+                atol=0.25,
                 rtol=0.0,
                 reason="Adam's m / sqrt(v) maps float32 noise in near-zero gradients to +-lr updates (lr "
-                "0.01), which compound over 80 steps: measured 3.7e-2 (a dense_0 kernel entry) at full size; "
-                "the loss, RMSE and (at <= 30 steps) the tight weight check carry the teeth",
+                "0.01), which compound chaotically over the 50 steps after the tight window, by the CPU's "
+                "summation order: measured at full size (80 steps) 3.7e-2 (Intel Xeon, MKL AVX2) and "
+                "0.118 (AMD EPYC, MKL_CBWR=COMPATIBLE, a dense_0 kernel entry); allowed about twice the "
+                "worst. The loss (1e-3), RMSE (1e-4) and, at <= 30 steps, the tight weight check carry "
+                "the teeth",
             ),
             metrics=Tolerance(
                 atol=0.0,
@@ -164,10 +167,11 @@ TOLERANCES: dict[str, ScenarioTolerances] = {
                 reason="the test RMSE is insensitive to the drift: measured 1.1e-5 relative at full size",
             ),
             predictions=Tolerance(
-                atol=0.15,
+                atol=0.5,
                 rtol=0.0,
-                reason="single predictions follow the drifted weights: measured 8.4e-2 at full size while "
-                "the RMSE agrees to 1e-5",
+                reason="single predictions (ratings 1-5) follow the drifted weights: measured at full size "
+                "8.4e-2 (Intel Xeon, MKL AVX2) and 0.254 (AMD EPYC, MKL_CBWR=COMPATIBLE) while the RMSE "
+                "agrees to 1e-5 (3.6e-7 there); allowed about twice the worst",
             ),
         ),
     ),

@@ -86,7 +86,7 @@ def test_long_dcn_runs_use_the_measured_long_run_tolerances() -> None:
     dcn = TOLERANCES["dcn"]
     # The CI size (10 steps) is checked tightly; the tutorial's 80 Adam steps with the measured drift bounds.
     assert dcn.for_steps(10) is dcn and dcn.for_steps(10).final_weights.atol == 5e-3
-    assert dcn.for_steps(80).final_weights.atol == 5e-2
+    assert dcn.for_steps(80).final_weights.atol == 0.25
     assert TOLERANCES["basic_ranking"].for_steps(10_000) is TOLERANCES["basic_ranking"]
 
 
