@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -341,6 +342,25 @@ class SavedModelReader:
                     pending.append(node.attr["f"].func.name)
         return None
 
+    def _traced_calls(self, layer_id: int) -> Iterator[tuple[Any, dict[str, int] | None]]:
+        """Each traced ``call`` function of a layer with its captured variables: argument name ->
+        the variable's node id (``None`` when the trace binds more inputs than it has arguments)."""
+        fn_id = self.child(
+            layer_id, "call_and_return_conditional_losses", "call_and_return_all_conditional_losses"
+        )
+        names = [] if fn_id is None else list(self.graph.nodes[fn_id].function.concrete_functions)
+        for name in names:
+            fn, saved = self.functions.get(name), self.graph.concrete_functions.get(name)
+            if fn is None or saved is None:
+                continue
+            args = [arg.name for arg in fn.signature.input_arg]
+            bound = list(saved.bound_inputs)
+            if len(bound) > len(args):
+                yield fn, None
+                continue
+            # The captured variables are the function's last arguments, in bound_inputs order.
+            yield fn, dict(zip(args[len(args) - len(bound) :], bound, strict=True))
+
     def traced_activations(self, layer_id: int) -> dict[int, str | None]:
         """The activation applied after each ``MatMul`` in a layer's traced call, by kernel variable node.
 
@@ -352,21 +372,10 @@ class SavedModelReader:
         """
         if layer_id in self._traced_activations:  # asked once per sublayer
             return self._traced_activations[layer_id]
-        fn_id = self.child(
-            layer_id, "call_and_return_conditional_losses", "call_and_return_all_conditional_losses"
-        )
-        names = [] if fn_id is None else list(self.graph.nodes[fn_id].function.concrete_functions)
         activations: dict[int, str | None] = self._traced_activations.setdefault(layer_id, {})
-        for name in names:
-            fn, saved = self.functions.get(name), self.graph.concrete_functions.get(name)
-            if fn is None or saved is None:
+        for fn, captured in self._traced_calls(layer_id):
+            if captured is None:
                 continue
-            args = [arg.name for arg in fn.signature.input_arg]
-            bound = list(saved.bound_inputs)
-            if len(bound) > len(args):
-                continue
-            # The captured variables are the function's last arguments, in bound_inputs order.
-            captured = dict(zip(args[len(args) - len(bound) :], bound, strict=True))
             consumers: dict[str, list[Any]] = {}
             for node in fn.node_def:
                 for tensor in node.input:
@@ -486,23 +495,9 @@ class SavedModelReader:
             UnsupportedLayerError: a custom regularizer, or a regularizer scope whose variable the
                 trace does not name (it would be dropped).
         """
-        fn_id = self.child(
-            layer_id, "call_and_return_conditional_losses", "call_and_return_all_conditional_losses"
-        )
-        names = [] if fn_id is None else list(self.graph.nodes[fn_id].function.concrete_functions)
         out: dict[int, dict[str, Any]] = {}
-        for name in names:
-            fn, saved = self.functions.get(name), self.graph.concrete_functions.get(name)
-            if fn is None or saved is None:
-                continue
-            args = [arg.name for arg in fn.signature.input_arg]
-            bound = list(saved.bound_inputs)
-            # The captured variables are the function's last arguments, in bound_inputs order.
-            captured = (
-                dict(zip(args[len(args) - len(bound) :], bound, strict=True))
-                if len(bound) <= len(args)
-                else {}
-            )
+        for fn, traced_captures in self._traced_calls(layer_id):
+            captured = traced_captures or {}
             for scope, (weight, factors) in _regularizer_scopes(fn, path, "MLP").items():
                 reads = [
                     captured.get(node.input[0])
