@@ -146,10 +146,13 @@ TOLERANCES: dict[str, ScenarioTolerances] = {
         long_run=ScenarioTolerances(
             step_loss=Tolerance(
                 atol=0.0,
-                rtol=1e-3,
+                rtol=5e-3,
                 reason="the per-step loss gap stays at float32 noise (~1e-7) for ~35 Adam steps, then grows "
                 "smoothly (chaotic amplification, not a jump): measured 2.8e-4 relative at step 75 of 80 (full "
-                "size, 8 epochs); the mutations are >= 3.7e-2 relative off",
+                "size, 8 epochs, Intel Xeon), 5.7e-4 (AMD EPYC, MKL_CBWR=COMPATIBLE) and, with the Dense "
+                "products on oneDNN there (torchrs.functional.dense's measured choice), 1.3e-3 at step 71 and "
+                "2.6e-3 on the evaluation loss; allowed about twice the worst. The mutations are >= 3.7e-2 "
+                "relative off",
             ),
             final_weights=Tolerance(
                 atol=0.25,
@@ -158,13 +161,15 @@ TOLERANCES: dict[str, ScenarioTolerances] = {
                 "0.01), which compound chaotically over the 50 steps after the tight window, by the CPU's "
                 "summation order: measured at full size (80 steps) 3.7e-2 (Intel Xeon, MKL AVX2) and "
                 "0.118 (AMD EPYC, MKL_CBWR=COMPATIBLE, a dense_0 kernel entry); allowed about twice the "
-                "worst. The loss (1e-3), RMSE (1e-4) and, at <= 30 steps, the tight weight check carry "
+                "worst. The loss (5e-3), RMSE (2e-3) and, at <= 30 steps, the tight weight check carry "
                 "the teeth",
             ),
             metrics=Tolerance(
                 atol=0.0,
-                rtol=1e-4,
-                reason="the test RMSE is insensitive to the drift: measured 1.1e-5 relative at full size",
+                rtol=2e-3,
+                reason="the test RMSE follows the drift far less than single predictions do: measured 1.1e-5 "
+                "relative at full size (Intel Xeon), 3.6e-7 (AMD EPYC, MKL_CBWR=COMPATIBLE), 9.2e-4 there "
+                "with the Dense products on oneDNN; allowed about twice the worst",
             ),
             predictions=Tolerance(
                 atol=0.5,

@@ -1,8 +1,9 @@
-"""The dense products of retrieval on the fastest CPU path for each shape, measured once per process.
+"""The dense products of retrieval and of Dense layers on the fastest CPU path per shape, measured once.
 
 The retrieval loss, ``FactorizedTopK`` evaluation and ``BruteForce`` spend their time in three products:
 scores ``a @ b.T`` (:func:`scores`), ``a @ b`` (:func:`matmul`) and the accumulation ``c += a.T @ b``
-(:func:`addmm_t_`). torch's default float32 matmul is BLAS (MKL in the PyPI wheels), whose fast kernels are
+(:func:`addmm_t_`); ranking models in their Dense layers (``act(x @ W.T + b)``, kind ``"linear"``, chosen
+by :mod:`torchrs.functional.dense`, whose backward products go through :func:`matmul` and :func:`addmm_t_`). torch's default float32 matmul is BLAS (MKL in the PyPI wheels), whose fast kernels are
 chosen by CPU vendor: with ``MKL_CBWR=COMPATIBLE`` (what MKL does on CPUs it does not tune for) the same
 products ran 2-9x slower here (AMD EPYC, 1 thread: 1024x64 . 64x2048 scores 8.6 GFLOP/s against 81 by
 default), while oneDNN (``torch.ops.mkldnn._linear_pointwise``, the library TensorFlow's CPU kernels use)
@@ -11,7 +12,8 @@ faster on the same shapes, so neither path wins everywhere.
 
 The choice is therefore measured, once per shape and thread count: the first time a shape of at least
 :data:`MIN_MEASURED_MACS` multiply-adds is seen, each path runs :data:`MEASURE_ROUNDS` interleaved rounds
-on the real operands and the one with the smaller CPU time is kept (:func:`choices` lists them). Smaller products always take
+on the real operands, and oneDNN is kept only when it is at least :data:`ONEDNN_MARGIN` times as fast as BLAS
+(:func:`choices` lists them). Smaller products always take
 BLAS: oneDNN's fixed cost per call (tens of microseconds) dominates them. ``TORCHRS_GEMM=blas|onednn``
 (or :func:`use_backend`) forces one path, e.g. for bitwise-reproducible runs: the two paths sum the ``k``
 products in different orders, so results differ in the last bits (the relative difference of a score is
@@ -41,11 +43,13 @@ from torch import Tensor
 __all__ = [
     "BLAS",
     "ONEDNN",
+    "ONEDNN_MARGIN",
     "GemmChoice",
     "addmm_t_",
     "backend_for",
     "choices",
     "matmul",
+    "measure_paths",
     "scores",
     "use_backend",
     "workspace",
@@ -62,12 +66,22 @@ ENV_VAR = "TORCHRS_GEMM"
 #: that BLAS finishes in ~0.1 ms. The smallest shape that matters, FactorizedTopK's 128x32 . 32x1682 block for
 #: top-100 over the MovieLens corpus (6.9M MACs), is above it.
 MIN_MEASURED_MACS = 2**22
-#: Interleaved timed rounds per path when a shape is measured. A round is timed in process CPU time, not wall
-#: time, so that being descheduled by other work on the same cores does not count against a path, and the
-#: fastest round counts (contention only ever slows a round down).
+#: Interleaved timed rounds per path when a shape is measured. A round is timed in wall time and the fastest
+#: round counts (contention only ever slows a round down). Process CPU time, used before, misjudged the paths
+#: when measured inside a first training step (AMD EPYC, the basic-ranking model's 8192x64 . 64x256 Dense:
+#: 4.15 ms BLAS against 1.98 ms oneDNN there, 2.37 against 2.27 ms wall, 4.42 against 4.19 ms CPU in steady
+#: state), which handed that layer to oneDNN for no gain.
 MEASURE_ROUNDS = 5
+#: oneDNN replaces BLAS for a shape only when its fastest round is at least this many times faster. By default
+#: the two paths ran within a few percent of each other on most shapes here (AMD EPYC: the retrieval loss's
+#: 128x32 . 32x8192 block 1.51 against 1.48 ms, the next run 2.07 against 1.72), so the plain "smaller time
+#: wins" let noise pick the path, and with it the last bits of the results, anew in every process. Where MKL
+#: is off its fast path oneDNN wins by 1.6-9x and is still chosen.
+ONEDNN_MARGIN = 1.25
 
-_Kind = str  # "nt" (a @ b.T), "nn" (a @ b), "tn+" (c += a.T @ b)
+_Kind = (
+    str  # "nt" (a @ b.T), "nn" (a @ b), "tn+" (c += a.T @ b), "linear" (a @ b.T + bias, act: Dense)
+)
 
 
 @dataclass(frozen=True)
@@ -75,12 +89,13 @@ class GemmChoice:
     """The measured choice for one product shape.
 
     Attributes:
-        kind: ``"nt"`` (``a @ b.T``), ``"nn"`` (``a @ b``) or ``"tn+"`` (``c += a.T @ b``).
+        kind: ``"nt"`` (``a @ b.T``), ``"nn"`` (``a @ b``), ``"tn+"`` (``c += a.T @ b``) or ``"linear"``
+            (a Dense layer's ``act(a @ b.T + bias)``, :mod:`torchrs.functional.dense`).
         shape: ``(m, n, k)`` of the product (``m x k`` times ``k x n``).
         threads: torch's intra-op thread count when measured.
         backend: :data:`BLAS` or :data:`ONEDNN`.
-        blas_seconds: the fastest BLAS round, in process CPU seconds.
-        onednn_seconds: the fastest oneDNN round, in process CPU seconds.
+        blas_seconds: the fastest BLAS round, in wall-clock seconds.
+        onednn_seconds: the fastest oneDNN round, in wall-clock seconds.
     """
 
     kind: str
@@ -132,7 +147,7 @@ def _onednn_usable(*tensors: Tensor) -> bool:
 
 
 def _shape(kind: _Kind, a: Tensor, b: Tensor) -> tuple[int, int, int]:
-    if kind == "nt":
+    if kind in ("nt", "linear"):
         return a.shape[0], b.shape[0], a.shape[1]
     if kind == "nn":
         return a.shape[0], b.shape[1], a.shape[1]
@@ -145,7 +160,7 @@ def backend_for(
     """The path a product of this kind and shape takes (measuring it first when ``measure`` is given).
 
     Args:
-        kind: ``"nt"``, ``"nn"`` or ``"tn+"``.
+        kind: ``"nt"``, ``"nn"``, ``"tn+"`` or ``"linear"``.
         a: the left operand, as passed to :func:`scores`, :func:`matmul` or :func:`addmm_t_`.
         b: the right operand.
         measure: runs the measurement for an unseen shape; without it an unseen shape reports BLAS.
@@ -179,9 +194,14 @@ def choices() -> list[GemmChoice]:
     return list(_CHOICES.values())
 
 
-def _measure(
+def measure_paths(
     kind: _Kind, a: Tensor, b: Tensor, blas: Callable[[], object], onednn: Callable[[], object]
 ) -> GemmChoice:
+    """Times ``blas`` and ``onednn`` (one product of this kind on ``a`` and ``b`` each) and picks a path.
+
+    Pass it to :func:`backend_for` as ``measure`` (wrapped in a lambda); both callables run
+    :data:`MEASURE_ROUNDS` + 1 times, so they must not update state the caller keeps.
+    """
     best = {BLAS: float("inf"), ONEDNN: float("inf")}
     runs = {BLAS: blas, ONEDNN: onednn}
     blas()
@@ -195,10 +215,10 @@ def _measure(
         )
     for _ in range(MEASURE_ROUNDS):
         for name, fn in runs.items():
-            start = time.process_time()
+            start = time.perf_counter()
             fn()
-            best[name] = min(best[name], time.process_time() - start)
-    backend = ONEDNN if best[ONEDNN] < best[BLAS] else BLAS
+            best[name] = min(best[name], time.perf_counter() - start)
+    backend = ONEDNN if best[ONEDNN] * ONEDNN_MARGIN <= best[BLAS] else BLAS
     return GemmChoice(
         kind, _shape(kind, a, b), torch.get_num_threads(), backend, best[BLAS], best[ONEDNN]
     )
@@ -247,7 +267,7 @@ def scores(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
     def onednn() -> Tensor:
         return _linear(a, b)  # (m, n)
 
-    backend = backend_for("nt", a, b, lambda: _measure("nt", a, b, blas, onednn))
+    backend = backend_for("nt", a, b, lambda: measure_paths("nt", a, b, blas, onednn))
     return onednn() if backend == ONEDNN else blas()
 
 
@@ -270,7 +290,7 @@ def matmul(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
         result = _linear(a, b.T)  # (m, n); b.T is a view, read in place by oneDNN
         return out.copy_(result) if out is not None else result
 
-    backend = backend_for("nn", a, b, lambda: _measure("nn", a, b, blas, onednn))
+    backend = backend_for("nn", a, b, lambda: measure_paths("nn", a, b, blas, onednn))
     return onednn() if backend == ONEDNN else blas()
 
 
@@ -291,7 +311,9 @@ def addmm_t_(c: Tensor, a: Tensor, b: Tensor) -> Tensor:
     def measure() -> GemmChoice:
         # Measured on a copy: the real accumulator must be updated exactly once.
         scratch.append(c.clone())
-        return _measure("tn+", a, b, lambda: blas_into(scratch[0]), lambda: onednn_into(scratch[0]))
+        return measure_paths(
+            "tn+", a, b, lambda: blas_into(scratch[0]), lambda: onednn_into(scratch[0])
+        )
 
     backend = backend_for("tn+", a, b, measure)
     return onednn_into(c) if backend == ONEDNN else blas_into(c)

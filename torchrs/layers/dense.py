@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn.parameter import UninitializedParameter, is_lazy
 
 from torchrs.activations import ActivationLike, get_activation, linear
-from torchrs.functional.dense import dense, fusable
+from torchrs.functional.dense import dense
 from torchrs.initializers import GlorotUniform, InitializerLike, get_initializer
 from torchrs.layers._checks import check_positive_int
 from torchrs.regularizers import RegularizerLike, get_regularizer
@@ -144,14 +144,12 @@ class Dense(nn.Module):
                 f"{tuple(self.weight.shape)}), got input of shape {tuple(x.shape)}."
             )
         fused = _fused_activation(self.activation)
-        if fused != _UNFUSED and fusable(x, self.weight):  # opt-in: TORCHRS_FUSED_DENSE=1
-            return dense(x, self.weight, self.bias, fused)  # (B, out), bias and ReLU in the matmul
+        if fused != _UNFUSED and not torch.compiler.is_compiling():
+            # ReLU / linear: oneDNN's fused kernel where it measured faster for the shape, else linear +
+            # in-place ReLU (torchrs.functional.dense). Under torch.compile inductor fuses by itself.
+            return dense(x, self.weight, self.bias, fused)  # (..., out)
         out = F.linear(x, self.weight, self.bias)  # (..., out), a fresh tensor
-        if self.activation is torch.relu:
-            # In place: no second (B, out) buffer, one pass less over memory (1.03-1.05x basic-ranking /
-            # DCN training on the 2-core AMD EPYC); autograd's ReLU backward reads the output either way.
-            return torch.relu_(out)
-        return self.activation(out)
+        return torch.relu_(out) if self.activation is torch.relu else self.activation(out)
 
     def regularization_loss(self) -> torch.Tensor:
         """Sum of the kernel and bias penalties (Keras ``sum(layer.losses)``); 0 if none or unbuilt."""

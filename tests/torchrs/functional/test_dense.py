@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 import torchrs.functional.dense as dense_module
-from torchrs.functional.dense import dense, fusable
+from torchrs.functional import gemm
+from torchrs.functional.dense import dense, fusable, takes_fused
 from torchrs.layers import Dense
 
 pytestmark = pytest.mark.numerics
@@ -80,8 +83,13 @@ def test_falls_back_where_onednn_does_not_apply() -> None:
     assert not fusable(x, w)
     torch.testing.assert_close(dense(x, w, b, "relu"), torch.relu(F.linear(x, w, b)))
     assert not fusable(x.double()[0], w.double())
-    dense_module.ENABLED = False  # the default: off
-    assert not fusable(x[0], w)
+    dense_module.ENABLED = (
+        False  # the default: measured per shape, unless TORCHRS_GEMM forces a path
+    )
+    with gemm.use_backend(gemm.BLAS):
+        assert not takes_fused(x[0], w, b, "relu")
+    with gemm.use_backend(gemm.ONEDNN):
+        assert takes_fused(x[0], w, b, "relu")
     dense_module.ENABLED = True
     with pytest.raises(
         ValueError, match=r"dense fuses \('relu', 'none'\) only \(got activation='tanh'\)"
@@ -100,3 +108,60 @@ def test_keras_dense_takes_the_fused_path_and_matches_unfused() -> None:
     out = no_bias(x.requires_grad_())
     out.sum().backward()
     assert no_bias.weight.grad is not None and no_bias.bias is None
+
+
+def _spin(seconds: float) -> None:
+    """Busy for ``seconds`` of wall time (what gemm's measurement counts)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+@pytest.mark.parametrize(("blas_ms", "onednn_ms", "expected"), [(6, 3, "onednn"), (4, 3.6, "blas")])
+def test_onednn_needs_the_margin_to_be_chosen(blas_ms, onednn_ms, expected) -> None:
+    # 2x faster clears ONEDNN_MARGIN (1.25): oneDNN; 1.11x does not: BLAS, so that timing noise between two
+    # near-equal paths cannot flip the choice (and the results' last bits) from one process to the next.
+    a, b = torch.zeros(4, 3), torch.zeros(5, 3)
+    choice = gemm.measure_paths(
+        "linear", a, b, lambda: _spin(blas_ms / 1e3), lambda: _spin(onednn_ms / 1e3)
+    )
+    assert choice.backend == expected
+    assert choice.blas_seconds >= blas_ms / 1e3 and choice.onednn_seconds >= onednn_ms / 1e3
+
+
+def test_dense_layer_measures_its_shape_once_and_keeps_torchs_numbers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The default (ENABLED off): a product above gemm.MIN_MEASURED_MACS is measured once as kind "linear";
+    # whichever path won, forward and gradients are float32 roundings of the float64 reference: 1e-5 on
+    # outputs of magnitude ~10 (64-term dot products), 1e-4 relative / 1e-3 absolute on gradients whose
+    # entries reach ~1e3 (sums of 1000 rows).
+    monkeypatch.setattr(dense_module, "ENABLED", False)
+    torch.manual_seed(1)
+    layer = Dense(256, activation="relu", input_dim=64)
+    x = torch.randn(1000, 64, requires_grad=True)
+    assert x.shape[0] * 64 * 256 >= gemm.MIN_MEASURED_MACS
+    y = layer(x)
+    y.square().sum().backward()
+    threads = torch.get_num_threads()
+    linear = [
+        c
+        for c in gemm.choices()
+        if c.kind == "linear" and c.shape == (1000, 256, 64) and c.threads == threads
+    ]
+    assert len(linear) == 1
+    c = linear[0]
+    assert c.backend == (
+        gemm.ONEDNN if c.onednn_seconds * gemm.ONEDNN_MARGIN <= c.blas_seconds else gemm.BLAS
+    )
+    layer(x)
+    assert (
+        len([c for c in gemm.choices() if c.kind == "linear" and c.shape == (1000, 256, 64)]) == 1
+    )
+    x64 = x.detach().double().requires_grad_()
+    w64 = layer.weight.detach().double().requires_grad_()
+    y64 = torch.relu(x64 @ w64.T + layer.bias.detach().double())
+    y64.square().sum().backward()
+    torch.testing.assert_close(y.double(), y64, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(x.grad.double(), x64.grad, rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(layer.weight.grad.double(), w64.grad, rtol=1e-4, atol=1e-3)

@@ -59,7 +59,7 @@ def test_auto_measures_once_per_shape_and_accumulates_once() -> None:
         if c.kind == "nt" and c.shape == (M, N, K) and c.threads == threads
     ]
     assert len(nt) == 1 and nt[0].backend in (gemm.BLAS, gemm.ONEDNN)
-    # CPU seconds of one 67 MFLOP product: well under a second on any path.
+    # Seconds of one 67 MFLOP product: well under a second on any path.
     assert 0 <= nt[0].blas_seconds < 1 and 0 <= nt[0].onednn_seconds < 1
     torch.testing.assert_close(first, again, rtol=0, atol=0)  # one process, one path: same bits
     # The measurement of c += g.T @ a runs on a scratch copy: c is updated exactly once.
