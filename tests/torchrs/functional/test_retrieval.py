@@ -68,6 +68,27 @@ def test_fused_equals_step_by_step(seed: int, num_queries: int, num_candidates: 
         torch.testing.assert_close(got, want, rtol=0, atol=1e-5 * float(want.abs().max()))
 
 
+def test_fused_loss_of_a_positive_whose_probability_underflows() -> None:
+    # Row 0's positive scores 200 below the row's best: softmax gives it probability exp(-200), 0 in float32,
+    # where -log p would be inf. The fused loss redoes such rows with logsumexp from the scores; rows 1-2 keep
+    # -log p. Hand-derived: row 0 is 200 + log(1 + 2 e^-200 ...) ~ 200 (scores 0 / 200 / 0 against [q0 = e1]),
+    # and the total equals the float64 step-by-step loss to float32 rounding.
+    q = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    c = torch.tensor([[0.0, 0.0], [200.0, 0.0], [0.0, 1.0]])
+    loss = F.in_batch_softmax_loss(q, c)
+    scores = q.double() @ c.double().T
+    expected = (torch.logsumexp(scores, 1) - scores.diagonal()).sum()
+    assert math.isfinite(loss.item())
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert float(torch.logsumexp(scores[0], 0) - scores[0, 0]) == pytest.approx(200.0, rel=1e-9)
+    grads = torch.autograd.grad(
+        F.in_batch_softmax_loss(q.requires_grad_(), c.requires_grad_()), [q, c]
+    )
+    reference = torch.autograd.grad(F.retrieval_loss(*F.retrieval_logits(q, c)), [q, c])
+    for got, want in zip(grads, reference, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-5 * float(want.abs().max()))
+
+
 def test_fused_without_grad_and_bad_shapes() -> None:
     loss = F.in_batch_softmax_loss(torch.zeros(2, 3), torch.zeros(2, 3))
     assert loss.item() == pytest.approx(2 * math.log(2))
