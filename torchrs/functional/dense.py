@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from torchrs.functional import gemm
 
-__all__ = ["dense", "fusable", "takes_fused"]
+__all__ = ["dense", "fusable", "may_fuse", "takes_fused"]
 
 # Forced on (TORCHRS_FUSED_DENSE=1) for every shape, measured or not: on the 2-core AMD EPYC with MKL on its fast
 # path, basic-ranking and DCN training ran 1.01x and 1.02x of the unfused ops at load average ~1.2, 1.09x /
@@ -59,9 +59,8 @@ def fusable(x: torch.Tensor, weight: torch.Tensor) -> bool:
     Returns:
         True when :func:`dense` may take the fused path (it does where :func:`takes_fused` says so).
     """
-    if (
-        torch.compiler.is_compiling()
-    ):  # inductor fuses on its own; nothing to measure inside a trace
+    # Inductor fuses on its own; nothing to measure inside a trace.
+    if torch.compiler.is_compiling():
         return False
     return bool(
         x.dim() == 2
@@ -73,6 +72,18 @@ def fusable(x: torch.Tensor, weight: torch.Tensor) -> bool:
         and torch.backends.mkldnn.enabled
         and not torch.is_autocast_enabled("cpu")
         and not torch.jit.is_scripting()
+    )
+
+
+def may_fuse(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """A check on shapes alone: False when :func:`dense` would surely run torch's ``linear`` (+ ReLU).
+
+    That is, the fused kernel is not forced and the product is too small for gemm to measure (or
+    ``TORCHRS_GEMM=blas``). ``Dense`` asks it first, so that a small product (a batch-1 request) pays ~1 us
+    here rather than the ~20 us of :func:`dense`'s checks and measured-choice lookup.
+    """
+    return ENABLED or (
+        x.dim() == 2 and gemm.may_use_onednn(x.shape[0], weight.shape[0], x.shape[1])
     )
 
 

@@ -31,6 +31,7 @@ tensor([[3., 3., 3., 3.],
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 import time
@@ -49,6 +50,7 @@ __all__ = [
     "backend_for",
     "choices",
     "matmul",
+    "may_use_onednn",
     "measure_paths",
     "scores",
     "use_backend",
@@ -115,7 +117,12 @@ _WORKSPACES = threading.local()
 def _forced() -> str | None:
     if _FORCED:
         return _FORCED[-1]
-    value = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
+    return _parse_env(os.environ.get(ENV_VAR, "auto"))  # read at every call: a test may change it
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_env(raw: str) -> str | None:
+    value = raw.strip().lower() or "auto"
     if value not in ("auto", BLAS, ONEDNN):
         raise ValueError(f"{ENV_VAR}={value!r} is not a GEMM path: use 'blas', 'onednn' or 'auto'.")
     return None if value == "auto" else value
@@ -154,6 +161,19 @@ def _shape(kind: _Kind, a: Tensor, b: Tensor) -> tuple[int, int, int]:
     return a.shape[1], b.shape[1], a.shape[0]  # "tn+": (a.T @ b) is (a.shape[1], b.shape[1])
 
 
+def may_use_onednn(m: int, n: int, k: int) -> bool:
+    """Whether an ``(m x k) . (k x n)`` product can take oneDNN at all: False when ``TORCHRS_GEMM=blas`` forces
+    BLAS, or when it is below :data:`MIN_MEASURED_MACS` (BLAS without measuring) and oneDNN is not forced.
+
+    A check on shapes alone, for callers whose per-call cost matters (a Dense layer at batch 1): False means
+    :func:`backend_for` would answer :data:`BLAS`.
+    """
+    forced = _forced()
+    if forced is not None:
+        return forced == ONEDNN
+    return m * n * k >= MIN_MEASURED_MACS
+
+
 def backend_for(
     kind: _Kind, a: Tensor, b: Tensor, measure: Callable[[], GemmChoice] | None = None
 ) -> str:
@@ -168,14 +188,11 @@ def backend_for(
     Returns:
         :data:`BLAS` or :data:`ONEDNN`.
     """
-    forced = _forced()
-    if forced == BLAS or not _onednn_usable(a, b):
-        return BLAS
-    if forced == ONEDNN:
-        return ONEDNN
     m, n, k = _shape(kind, a, b)
-    if m * n * k < MIN_MEASURED_MACS:
+    if not may_use_onednn(m, n, k) or not _onednn_usable(a, b):
         return BLAS
+    if _forced() == ONEDNN:
+        return ONEDNN
     key = (kind, m, n, k, a.dtype, torch.get_num_threads())
     choice = _CHOICES.get(key)
     if choice is None:

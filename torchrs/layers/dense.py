@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn.parameter import UninitializedParameter, is_lazy
 
 from torchrs.activations import ActivationLike, get_activation, linear
-from torchrs.functional.dense import dense
+from torchrs.functional.dense import dense, may_fuse
 from torchrs.initializers import GlorotUniform, InitializerLike, get_initializer
 from torchrs.layers._checks import check_positive_int
 from torchrs.regularizers import RegularizerLike, get_regularizer
@@ -144,7 +144,7 @@ class Dense(nn.Module):
                 f"{tuple(self.weight.shape)}), got input of shape {tuple(x.shape)}."
             )
         fused = _fused_activation(self.activation)
-        if fused != _UNFUSED and not torch.compiler.is_compiling():
+        if fused != _UNFUSED and not torch.compiler.is_compiling() and may_fuse(x, self.weight):
             # ReLU / linear: oneDNN's fused kernel where it measured faster for the shape, else linear +
             # in-place ReLU (torchrs.functional.dense). Under torch.compile inductor fuses by itself.
             return dense(x, self.weight, self.bias, fused)  # (..., out)

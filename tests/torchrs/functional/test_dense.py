@@ -165,3 +165,24 @@ def test_dense_layer_measures_its_shape_once_and_keeps_torchs_numbers(
     torch.testing.assert_close(y.double(), y64, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(x.grad.double(), x64.grad, rtol=1e-4, atol=1e-3)
     torch.testing.assert_close(layer.weight.grad.double(), w64.grad, rtol=1e-4, atol=1e-3)
+
+
+def test_may_fuse_is_false_only_where_dense_would_take_linear(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The shape-only gate Dense asks first (a batch-1 request must not pay dense()'s ~20 us of checks): it says
+    # False exactly where gemm answers BLAS without measuring.
+    monkeypatch.setattr(dense_module, "ENABLED", False)
+    w = torch.zeros(64, 32)
+    small, large = torch.zeros(1, 32), torch.zeros(4096, 32)
+    assert 1 * 64 * 32 < gemm.MIN_MEASURED_MACS <= 4096 * 64 * 32
+    assert not dense_module.may_fuse(small, w)
+    assert gemm.backend_for("linear", small, w) == gemm.BLAS
+    assert dense_module.may_fuse(large, w)
+    assert not dense_module.may_fuse(torch.zeros(2, 4096, 32), w)  # 3-D: never fused
+    with gemm.use_backend(gemm.ONEDNN):
+        assert dense_module.may_fuse(small, w)
+    with gemm.use_backend(gemm.BLAS):
+        assert not dense_module.may_fuse(large, w)
+    monkeypatch.setattr(dense_module, "ENABLED", True)
+    assert dense_module.may_fuse(small, w)
